@@ -1,0 +1,147 @@
+"""The ``hotline`` command: run the service and the operator's chores."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+from hotline.logs import configure_logging, get_logger
+from hotline.settings import Settings, SettingsError, load_settings
+
+log = get_logger("hotline")
+
+
+async def _serve(settings: Settings, run_migrations: bool) -> None:
+    from aiohttp import web
+
+    from hotline.db import create_pool, migrate
+    from hotline.web import create_app
+    from ivr.bridge import Bridge
+
+    pool = await create_pool(settings.database.url, settings.database.pool_min, settings.database.pool_max)
+    try:
+        if run_migrations:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+        bridge = Bridge(settings, pool)
+        await bridge.start()
+        runner = web.AppRunner(create_app(pool, bridge))
+        await runner.setup()
+        site = web.TCPSite(runner, settings.service.http_host, settings.service.http_port)
+        await site.start()
+        log.info("hotline serving", http_port=settings.service.http_port,
+                 ami=f"{settings.ami.host}:{settings.ami.port}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("hotline stopping")
+        await runner.cleanup()
+        await bridge.stop()
+    finally:
+        await pool.close()
+
+
+async def _migrate(settings: Settings) -> list[int]:
+    import asyncpg
+
+    from hotline.db import migrate
+
+    conn = await asyncpg.connect(settings.database.url)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
+async def _calls(settings: Settings, linkedid: str | None, limit: int) -> object:
+    import asyncpg
+
+    from ivr.calls import store
+
+    conn = await asyncpg.connect(settings.database.url)
+    try:
+        if linkedid is None:
+            return [dict(r) for r in await store.recent_calls(conn, limit)]
+        call = await store.call_with_outcome(conn, linkedid)
+        if call is None:
+            raise SystemExit(f"no call {linkedid}")
+        events = [dict(r) for r in await store.timeline(conn, linkedid)]
+        return {"call": dict(call), "timeline": events}
+    finally:
+        await conn.close()
+
+
+def _asterisk_config(settings: Settings, check: bool) -> int:
+    from hotline.asterisk_config import render_generated, write_generated
+
+    directory = Path(__file__).resolve().parent.parent / "config" / "asterisk"
+    if check:
+        stale = [name for name, text in render_generated(settings).items()
+                 if not (directory / name).exists() or (directory / name).read_text(encoding="utf-8") != text]
+        if stale:
+            print("out of date (run 'hotline asterisk-config'): " + ", ".join(stale), file=sys.stderr)
+            return 1
+        print("config/asterisk agrees with config/hotline.toml")
+        return 0
+    write_generated(settings, directory)
+    print(f"wrote generated files in {directory}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline", description=__doc__)
+    parser.add_argument("--config", help="settings file (default: $HOTLINE_CONFIG or config/hotline.toml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the AMI bridge, voice menu and web API")
+    serve.add_argument("--migrate", action="store_true", help="apply database migrations first")
+    commands.add_parser("migrate", help="apply database migrations")
+    commands.add_parser("check-config", help="validate settings and print the department table")
+    asterisk = commands.add_parser("asterisk-config", help="regenerate config/asterisk from the settings")
+    asterisk.add_argument("--check", action="store_true", help="only report whether files are out of date")
+    secrets_cmd = commands.add_parser("asterisk-secrets", help="create missing extension/AMI secrets")
+    secrets_cmd.add_argument("--dir", required=True, help="where Asterisk includes secrets/ from")
+    calls = commands.add_parser("calls", help="recent calls, or one call's timeline")
+    calls.add_argument("linkedid", nargs="?")
+    calls.add_argument("--limit", type=int, default=20)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"hotline: bad settings: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.service.log_format)
+    if args.command == "serve":
+        asyncio.run(_serve(settings, args.migrate))
+    elif args.command == "migrate":
+        applied = asyncio.run(_migrate(settings))
+        print(f"applied migrations: {applied or 'none (up to date)'}")
+    elif args.command == "check-config":
+        for dept in settings.departments:
+            print(f"{dept.code:18} {dept.queue:18} {','.join(dept.extensions):16} {dept.name}")
+    elif args.command == "asterisk-config":
+        return _asterisk_config(settings, args.check)
+    elif args.command == "asterisk-secrets":
+        import os
+
+        from hotline.asterisk_config import write_secrets
+
+        write_secrets(settings, Path(args.dir), os.environ)
+        print(f"secrets ready in {args.dir}")
+    elif args.command == "calls":
+        result = asyncio.run(_calls(settings, args.linkedid, args.limit))
+        print(json.dumps(result, default=str, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

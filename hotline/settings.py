@@ -1,0 +1,249 @@
+"""Settings: read once from ``config/hotline.toml`` plus environment overrides.
+
+Everything the service needs to know (departments, queues, extensions, the keypad
+menu, how to reach Asterisk and PostgreSQL) comes from here, so the dialplan
+generator, the bridge and the tests read the same facts.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "config" / "hotline.toml"
+
+# app_queue treats every [general] section of queues.conf as its global settings.
+RESERVED_QUEUE_NAMES = frozenset({"general"})
+
+
+class SettingsError(ValueError):
+    """The configuration is missing something or contradicts itself."""
+
+
+@dataclass(frozen=True)
+class Department:
+    code: str
+    name: str
+    queue: str
+    extensions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class KeypadMenu:
+    name: str
+    prompt: str
+    options: Mapping[str, str]  # digit -> department code or "@menu"
+
+
+@dataclass(frozen=True)
+class MenuSettings:
+    greeting: str
+    invalid: str
+    no_input: str
+    transfer: str
+    digit_timeout_ms: int
+    max_attempts: int
+    operator_digit: str
+    fallback_department: str
+    keypads: Mapping[str, KeypadMenu]
+
+
+@dataclass(frozen=True)
+class AmiSettings:
+    host: str
+    port: int
+    username: str
+    secret: str
+    action_timeout: float
+    ping_interval: float
+    ping_timeout: float
+    reconnect_min: float
+    reconnect_max: float
+    heartbeat_variable: str
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str
+    pool_min: int
+    pool_max: int
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    flush_interval: float
+    flush_max_rows: int
+
+
+@dataclass(frozen=True)
+class RecordingSettings:
+    asterisk_dir: str
+    local_dir: str
+    settle_seconds: float
+    missing_retries: int
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    name: str
+    public_number: str
+    log_format: str
+    http_host: str
+    http_port: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: ServiceSettings
+    database: DatabaseSettings
+    ami: AmiSettings
+    calls: CallSettings
+    recordings: RecordingSettings
+    menu: MenuSettings
+    departments: tuple[Department, ...]
+    source: Path | None = field(default=None, compare=False)
+
+    def department(self, code: str) -> Department:
+        for dept in self.departments:
+            if dept.code == code:
+                return dept
+        raise KeyError(code)
+
+    def department_for_queue(self, queue: str) -> Department | None:
+        for dept in self.departments:
+            if dept.queue == queue:
+                return dept
+        return None
+
+    @property
+    def fallback_queue(self) -> str:
+        return self.department(self.menu.fallback_department).queue
+
+    def with_overrides(self, **sections: Any) -> "Settings":
+        """Copy with some sections' fields replaced, e.g. ``ami={"port": 1}``."""
+        changed = {name: replace(getattr(self, name), **values) for name, values in sections.items()}
+        return replace(self, **changed)
+
+
+_ENV_OVERRIDES: tuple[tuple[str, str, str, type], ...] = (
+    ("HOTLINE_DATABASE_URL", "database", "url", str),
+    ("HOTLINE_AMI_HOST", "ami", "host", str),
+    ("HOTLINE_AMI_PORT", "ami", "port", int),
+    ("HOTLINE_AMI_USERNAME", "ami", "username", str),
+    ("HOTLINE_AMI_SECRET", "ami", "secret", str),
+    ("HOTLINE_LOG_FORMAT", "service", "log_format", str),
+    ("HOTLINE_HTTP_PORT", "service", "http_port", int),
+    ("HOTLINE_RECORDINGS_DIR", "recordings", "local_dir", str),
+)
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file (``HOTLINE_CONFIG`` or the repository default) and apply
+    environment overrides. Raises :class:`SettingsError` naming what is wrong."""
+    env = os.environ if env is None else env
+    path = Path(path or env.get("HOTLINE_CONFIG") or DEFAULT_CONFIG)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SettingsError(f"settings file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: {exc}") from exc
+    if "HOTLINE_DATABASE_URL" not in env and env.get("DATABASE_URL"):
+        env = {**env, "HOTLINE_DATABASE_URL": env["DATABASE_URL"]}
+    for var, section, key, kind in _ENV_OVERRIDES:
+        if var in env:
+            try:
+                raw.setdefault(section, {})[key] = kind(env[var])
+            except ValueError as exc:
+                raise SettingsError(f"{var}={env[var]!r} is not a valid {kind.__name__}") from exc
+    settings = _build(raw)
+    settings = replace(settings, source=path)
+    validate(settings)
+    return settings
+
+
+def _section(raw: Mapping[str, Any], name: str, cls: type) -> Any:
+    values = raw.get(name)
+    if not isinstance(values, dict):
+        raise SettingsError(f"missing section [{name}]")
+    wanted = [f for f in cls.__dataclass_fields__]
+    missing = [f for f in wanted if f not in values]
+    if missing:
+        raise SettingsError(f"[{name}] is missing {', '.join(missing)}")
+    return cls(**{f: values[f] for f in wanted})
+
+
+def _build(raw: Mapping[str, Any]) -> Settings:
+    menu_raw = dict(raw.get("menu") or {})
+    keypads_raw = menu_raw.pop("keypad", None) or {}
+    keypads = {
+        name: KeypadMenu(name=name, prompt=body.get("prompt", ""), options=dict(body.get("options", {})))
+        for name, body in keypads_raw.items()
+    }
+    menu = _section({"menu": {**menu_raw, "keypads": keypads}}, "menu", MenuSettings)
+    departments = []
+    for index, item in enumerate(raw.get("departments") or []):
+        try:
+            departments.append(
+                Department(
+                    code=item["code"],
+                    name=item["name"],
+                    queue=item.get("queue", item["code"]),
+                    extensions=tuple(str(e) for e in item.get("extensions", [])),
+                )
+            )
+        except KeyError as exc:
+            raise SettingsError(f"departments[{index}] is missing {exc.args[0]}") from exc
+    return Settings(
+        service=_section(raw, "service", ServiceSettings),
+        database=_section(raw, "database", DatabaseSettings),
+        ami=_section(raw, "ami", AmiSettings),
+        calls=_section(raw, "calls", CallSettings),
+        recordings=_section(raw, "recordings", RecordingSettings),
+        menu=menu,
+        departments=tuple(departments),
+    )
+
+
+def validate(settings: Settings) -> None:
+    """Check the facts that must agree with each other; raise SettingsError."""
+    if not settings.departments:
+        raise SettingsError("no departments configured")
+    codes = [d.code for d in settings.departments]
+    queues = [d.queue for d in settings.departments]
+    for label, values in (("department code", codes), ("queue", queues)):
+        dupes = sorted({v for v in values if values.count(v) > 1})
+        if dupes:
+            raise SettingsError(f"duplicate {label}: {', '.join(dupes)}")
+    for dept in settings.departments:
+        if dept.queue in RESERVED_QUEUE_NAMES:
+            raise SettingsError(
+                f"department {dept.code!r}: queue name {dept.queue!r} is reserved by app_queue; "
+                f"set queue = \"{dept.queue}_queue\""
+            )
+    owners: dict[str, str] = {}
+    for dept in settings.departments:
+        for ext in dept.extensions:
+            if ext in owners:
+                raise SettingsError(f"extension {ext} belongs to both {owners[ext]} and {dept.code}")
+            owners[ext] = dept.code
+    menu = settings.menu
+    if menu.fallback_department not in codes:
+        raise SettingsError(f"menu.fallback_department {menu.fallback_department!r} is not a department")
+    if "main" not in menu.keypads:
+        raise SettingsError("menu.keypad.main is missing")
+    for keypad in menu.keypads.values():
+        for digit, target in keypad.options.items():
+            if len(digit) != 1 or digit not in "0123456789*#":
+                raise SettingsError(f"menu.keypad.{keypad.name}: {digit!r} is not a keypad key")
+            if target.startswith("@"):
+                if target[1:] not in menu.keypads:
+                    raise SettingsError(f"menu.keypad.{keypad.name}: {digit} opens unknown menu {target}")
+            elif target not in codes:
+                raise SettingsError(f"menu.keypad.{keypad.name}: {digit} names unknown department {target!r}")
+    if settings.service.log_format not in ("console", "json"):
+        raise SettingsError("service.log_format must be 'console' or 'json'")

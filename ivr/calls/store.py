@@ -1,0 +1,163 @@
+"""SQL for calls, their timelines and queue members (asyncpg, written out).
+
+Writes are set-based: a whole batch of facts or timeline rows goes to PostgreSQL
+in one statement through ``unnest``, which is what lets the bridge keep up with
+thousands of events a second.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+import asyncpg
+
+from ivr.calls.changes import CallFacts, QueueMemberState, TimelineEntry
+
+# Call columns the tracker may set, with their SQL types. Facts are write-once
+# (COALESCE keeps the stored value), except started_at, which keeps the earliest.
+CALL_COLUMNS: dict[str, str] = {
+    "started_at": "timestamptz",
+    "caller_channel": "text",
+    "caller_number": "text",
+    "caller_name": "text",
+    "dialed_number": "text",
+    "menu_started_at": "timestamptz",
+    "department": "text",
+    "queue": "text",
+    "queued_at": "timestamptz",
+    "abandoned_at": "timestamptz",
+    "agent_interface": "text",
+    "agent_name": "text",
+    "agent_answered_at": "timestamptz",
+    "hold_seconds": "integer",
+    "talk_seconds": "integer",
+    "ended_at": "timestamptz",
+    "hangup_cause": "integer",
+    "hangup_cause_text": "text",
+    "lost_at": "timestamptz",
+    "recording_path": "text",
+}
+
+
+def _merge_calls(facts: Iterable[CallFacts], now: datetime) -> list[dict[str, Any]]:
+    """One row per call: the first value seen for each column wins within a batch,
+    as it does against the stored row."""
+    merged: dict[str, dict[str, Any]] = {}
+    for fact in facts:
+        unknown = set(fact.fields) - set(CALL_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown call fields: {sorted(unknown)}")
+        row = merged.setdefault(fact.linkedid, {})
+        for column, value in fact.fields.items():
+            if column == "started_at":
+                row[column] = min(row.get(column, value), value)
+            else:
+                row.setdefault(column, value)
+    for row in merged.values():
+        # The row may already exist; LEAST() below keeps the stored, earlier start.
+        row.setdefault("started_at", now)
+    return [{"linkedid": linkedid, **row} for linkedid, row in merged.items()]
+
+
+_UPSERT_CALLS = """
+INSERT INTO calls (linkedid, {columns})
+SELECT * FROM unnest($1::text[], {params})
+ON CONFLICT (linkedid) DO UPDATE SET
+    started_at = LEAST(calls.started_at, EXCLUDED.started_at),
+    {updates},
+    updated_at = now()
+""".format(
+    columns=", ".join(CALL_COLUMNS),
+    params=", ".join(f"${i}::{t}[]" for i, t in enumerate(CALL_COLUMNS.values(), start=2)),
+    updates=",\n    ".join(
+        f"{c} = COALESCE(calls.{c}, EXCLUDED.{c})" for c in CALL_COLUMNS if c != "started_at"
+    ),
+)
+
+_INSERT_TIMELINE = """
+INSERT INTO call_events (linkedid, uniqueid, occurred_at, kind, detail, dedupe_key)
+SELECT l, u, o, k, d::jsonb, x
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
+     AS t(l, u, o, k, d, x)
+ON CONFLICT (dedupe_key) DO NOTHING
+"""
+
+_UPSERT_MEMBER = """
+INSERT INTO queue_members (queue, interface, member_name, paused, paused_reason, status, calls_taken)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (queue, interface) DO UPDATE SET
+    member_name = EXCLUDED.member_name, paused = EXCLUDED.paused,
+    paused_reason = EXCLUDED.paused_reason, status = EXCLUDED.status,
+    calls_taken = EXCLUDED.calls_taken, updated_at = now()
+"""
+
+
+async def write_calls(conn: asyncpg.Connection, facts: Sequence[CallFacts]) -> int:
+    rows = _merge_calls(facts, datetime.now(timezone.utc))
+    if not rows:
+        return 0
+    arrays = [[r["linkedid"] for r in rows]] + [[r.get(c) for r in rows] for c in CALL_COLUMNS]
+    await conn.execute(_UPSERT_CALLS, *arrays)
+    return len(rows)
+
+
+async def write_timeline(conn: asyncpg.Connection, entries: Sequence[TimelineEntry]) -> int:
+    if not entries:
+        return 0
+    await conn.execute(
+        _INSERT_TIMELINE,
+        [e.linkedid for e in entries],
+        [e.uniqueid for e in entries],
+        [e.occurred_at for e in entries],
+        [e.kind for e in entries],
+        [json.dumps(e.detail, ensure_ascii=False, default=str) for e in entries],
+        [e.dedupe_key for e in entries],
+    )
+    return len(entries)
+
+
+async def write_members(conn: asyncpg.Connection, members: Sequence[QueueMemberState]) -> None:
+    for m in members:
+        if m.removed:
+            await conn.execute("DELETE FROM queue_members WHERE queue = $1 AND interface = $2",
+                               m.queue, m.interface)
+        else:
+            await conn.execute(_UPSERT_MEMBER, m.queue, m.interface, m.member_name, m.paused,
+                               m.paused_reason, m.status, m.calls_taken)
+
+
+async def replace_members(conn: asyncpg.Connection, members: Sequence[QueueMemberState],
+                          queues: Iterable[str]) -> None:
+    """QueueStatus is the truth after a (re)connect: the listed queues' members
+    become exactly the ones listed."""
+    async with conn.transaction():
+        await conn.execute("DELETE FROM queue_members WHERE queue = ANY($1::text[])", list(queues))
+        await write_members(conn, members)
+
+
+async def open_calls(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT linkedid, recording_path FROM calls WHERE ended_at IS NULL AND lost_at IS NULL"
+    )
+
+
+async def call_with_outcome(conn: asyncpg.Connection, linkedid: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM call_outcomes WHERE linkedid = $1", linkedid)
+
+
+async def timeline(conn: asyncpg.Connection, linkedid: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT occurred_at, kind, uniqueid, detail FROM call_events WHERE linkedid = $1 ORDER BY occurred_at, id",
+        linkedid,
+    )
+
+
+async def recent_calls(conn: asyncpg.Connection, limit: int = 20) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT linkedid, started_at, caller_number, caller_name, department, queue,
+                  agent_name, hold_seconds, talk_seconds, outcome
+           FROM call_outcomes ORDER BY started_at DESC LIMIT $1""",
+        limit,
+    )

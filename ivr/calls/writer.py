@@ -1,0 +1,126 @@
+"""Batches the tracker's changes into few, large transactions.
+
+One round trip per AMI event cannot keep up with a busy PBX; here changes
+collect for ``flush_interval`` seconds (or until ``flush_max_rows``) and go to
+PostgreSQL in one transaction of set-based statements. If PostgreSQL is away,
+the batch is kept and retried with back-off: nothing is dropped, and the log
+says how much is waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Awaitable, Callable, Sequence
+
+import asyncpg
+
+from hotline.logs import get_logger
+from hotline.settings import CallSettings
+from ivr.calls import store
+from ivr.calls.changes import ChangeSet, RecordingFinished, TimelineEntry
+
+log = get_logger(__name__)
+
+RecordingsHook = Callable[[Sequence[RecordingFinished]], Awaitable[None] | None]
+CommitHook = Callable[[Sequence[TimelineEntry], float], None]
+
+
+class CallWriter:
+    def __init__(self, pool: asyncpg.Pool, settings: CallSettings,
+                 on_recordings: RecordingsHook | None = None,
+                 on_committed: CommitHook | None = None):
+        self._pool = pool
+        self._settings = settings
+        self._on_recordings = on_recordings
+        self._on_committed = on_committed
+        self._pending = ChangeSet()
+        self._submitted = 0
+        self._committed = 0
+        self._has_data = asyncio.Event()
+        self._full = asyncio.Event()
+        self._progress = asyncio.Condition()
+        self._task: asyncio.Task | None = None
+        self.batches = 0
+        self.rows_written = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="call-writer")
+
+    def submit(self, changes: ChangeSet) -> None:
+        """Queue changes; never blocks the AMI reader."""
+        if not changes:
+            return
+        self._pending.extend(changes)
+        self._submitted += 1
+        self._has_data.set()
+        if len(self._pending) >= self._settings.flush_max_rows:
+            self._full.set()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Return once everything submitted so far is committed."""
+        target = self._submitted
+        self._full.set()
+        async with self._progress:
+            await asyncio.wait_for(self._progress.wait_for(lambda: self._committed >= target), timeout)
+
+    async def close(self) -> None:
+        if self._task is None:
+            return
+        if self._submitted > self._committed:
+            try:
+                await self.flush()
+            except asyncio.TimeoutError:
+                log.error("call writer closed with unwritten changes", backlog=self.backlog)
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+
+    async def _run(self) -> None:
+        retry_delay = 0.5
+        while True:
+            await self._has_data.wait()
+            try:
+                await asyncio.wait_for(self._full.wait(), self._settings.flush_interval)
+            except asyncio.TimeoutError:
+                pass
+            batch, target = self._pending, self._submitted
+            self._pending = ChangeSet()
+            self._has_data.clear()
+            self._full.clear()
+            while True:
+                try:
+                    await self._write(batch)
+                    retry_delay = 0.5
+                    break
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.error("writing call records failed; will retry", error=repr(exc),
+                              batch=len(batch), waiting=self.backlog, retry_in=retry_delay)
+                    await asyncio.sleep(retry_delay)
+                    retry_delay = min(retry_delay * 2, 10.0)
+            async with self._progress:
+                self._committed = target
+                self._progress.notify_all()
+            if batch.recordings and self._on_recordings is not None:
+                result = self._on_recordings(batch.recordings)
+                if asyncio.iscoroutine(result):
+                    await result
+
+    async def _write(self, batch: ChangeSet) -> None:
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                await store.write_calls(conn, batch.calls)
+                await store.write_timeline(conn, batch.timeline)
+                await store.write_members(conn, batch.members)
+        self.batches += 1
+        self.rows_written += len(batch.timeline)
+        if self._on_committed is not None:
+            self._on_committed(batch.timeline, time.time())

@@ -1,0 +1,93 @@
+"""The call tracker on the event streams captured from Asterisk 22 (no sockets)."""
+
+from datetime import datetime, timezone
+
+from ivr.calls.changes import ChangeSet
+from ivr.calls.store import _merge_calls
+from ivr.calls.tracker import CallTracker, normalize
+from tests.ami_text import recorded_events
+from tests.conftest import ASTERISK_FIXTURES
+
+AT = datetime(2026, 11, 22, 2, 16, 35, tzinfo=timezone.utc)
+
+
+def run(tracker: CallTracker, name: str) -> ChangeSet:
+    changes = ChangeSet()
+    for event in recorded_events(ASTERISK_FIXTURES / name):
+        changes.extend(tracker.apply(normalize(event), AT))
+    return changes
+
+
+def merged_call(changes: ChangeSet, linkedid: str) -> dict:
+    rows = {r["linkedid"]: r for r in _merge_calls(changes.calls, AT)}
+    return rows[linkedid]
+
+
+def tracker(settings) -> CallTracker:
+    return CallTracker({d.queue: d.code for d in settings.departments})
+
+
+def test_menu_call_answered_by_agent(settings):
+    changes = run(tracker(settings), "call-menu-queue-answered.ami")
+    call = merged_call(changes, "1795313795.0")
+    assert call["caller_number"] == "13800138000"
+    assert call["caller_name"] == "王小明"
+    assert call["queue"] == "social_security" and call["department"] == "social_security"
+    assert call["agent_interface"] == "PJSIP/8006" and call["agent_name"] == "坐席8006"
+    assert call["talk_seconds"] == 4
+    assert call["hangup_cause"] == 16 and "ended_at" in call
+    assert "abandoned_at" not in call
+    kinds = [e.kind for e in changes.timeline]
+    for kind in ("channel.created", "menu.started", "queue.joined", "agent.ringing", "dial.begin",
+                 "agent.connected", "bridge.enter", "agent.completed", "channel.hangup", "cdr"):
+        assert kind in kinds, kind
+    assert kinds.index("queue.joined") < kinds.index("agent.connected") < kinds.index("agent.completed")
+    # The agent leg belongs to the caller's call, not to a call of its own.
+    assert {e.linkedid for e in changes.timeline} == {"1795313795.0"}
+    assert [r.asterisk_path for r in changes.recordings] == [
+        "/var/spool/asterisk/monitor/2026/11/22/1795313795.0.wav"
+    ]
+
+
+def test_abandoned_call(settings):
+    changes = run(tracker(settings), "call-queue-abandoned.ami")
+    call = merged_call(changes, "1795313813.2")
+    assert call["queue"] == "general_queue" and call["department"] == "general"
+    assert call["hold_seconds"] == 6 and "abandoned_at" in call
+    assert "agent_answered_at" not in call
+    assert call["hangup_cause"] == 0  # Cause 0 (Unknown) on an abandon, as captured
+    assert "queue.abandoned" in [e.kind for e in changes.timeline]
+
+
+def test_same_events_twice_give_the_same_keys(settings):
+    first = run(tracker(settings), "call-menu-queue-answered.ami")
+    second = run(tracker(settings), "call-menu-queue-answered.ami")
+    assert [e.dedupe_key for e in first.timeline] == [e.dedupe_key for e in second.timeline]
+    assert len({e.dedupe_key for e in first.timeline}) == len(first.timeline)
+
+
+def test_redirected_call_keeps_one_record_and_late_cdrs(settings):
+    changes = run(tracker(settings), "actions.ami")
+    call = merged_call(changes, "1795313835.4")
+    assert call["agent_interface"] == "PJSIP/8006"
+    assert call["talk_seconds"] == 7  # AgentComplete only at the caller's final hangup
+    cdrs = [e for e in changes.timeline if e.kind == "cdr" and e.linkedid == "1795313835.4"]
+    assert len(cdrs) == 2  # queue leg, then the Dial to 8025 after the Redirect
+    members = [m for m in changes.members if m.interface == "PJSIP/8006"]
+    assert any(m.paused and m.paused_reason == "午休" for m in members)
+    assert members[-1].removed
+
+
+def test_resync_and_lost_calls(settings):
+    t = tracker(settings)
+    t.apply(normalize({"Event": "Newchannel", "Uniqueid": "1.1", "Linkedid": "1.1",
+                       "Channel": "PJSIP/9000-00000001"}), AT)
+    changes = t.resync([normalize({"Event": "CoreShowChannel", "Uniqueid": "2.2", "Linkedid": "2.2",
+                                   "Channel": "PJSIP/9000-00000002", "Duration": "00:01:05",
+                                   "Application": "Queue"})], AT, session=2)
+    assert [c.linkedid for c in changes.calls] == ["2.2"]
+    assert (AT - changes.calls[0].fields["started_at"]).total_seconds() == 65
+    lost = t.close_lost_calls([{"linkedid": "1.1", "recording_path": "/x/1.1.wav"},
+                               {"linkedid": "2.2", "recording_path": None}], AT)
+    assert [c.linkedid for c in lost.calls] == ["1.1"]
+    assert [r.asterisk_path for r in lost.recordings] == ["/x/1.1.wav"]
