@@ -1,0 +1,128 @@
+"""A scripted caller for AsyncAGI: turns AGI command text into result lines.
+
+Result lines follow res_agi.c and the captures, e.g. ``200 result=0``,
+``200 result=0 endpos=3404``, ``200 result= (timeout)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class Barge:
+    """The caller presses ``digit`` while a prompt plays (STREAM FILE escape)."""
+
+    digit: str
+
+
+@dataclass
+class AgiOutcome:
+    """What one AGI command produced."""
+
+    result: str                                  # the AGI result line, without "\n"
+    exec_code: str = "200"                       # AGIExecEnd ResultCode
+    exec_result: str = "Success"                 # AGIExecEnd Result
+    variables: list[tuple[str, str]] = field(default_factory=list)   # VarSet before AGIExecEnd
+    ends_agi: bool = False                       # ASYNCAGI BREAK: AsyncAGIEnd follows
+    after_end: list[tuple[str, str]] = field(default_factory=list)   # VarSet after AsyncAGIEnd
+
+
+def parse_args(command: str) -> list[str]:
+    """Split an AGI command like res_agi.c's parse_args (quotes, backslashes)."""
+    args: list[str] = []
+    current, quoted, escaped, in_word = "", False, False, False
+    for char in command:
+        if char == '"' and not escaped:
+            quoted = not quoted
+            if quoted and not in_word:
+                in_word = True
+            continue
+        if char in " \t" and not quoted and not escaped:
+            if in_word:
+                args.append(current)
+            current, in_word = "", False
+            continue
+        if char == "\\" and not escaped:
+            escaped = True
+            continue
+        current += char
+        in_word, escaped = True, False
+    if in_word:
+        args.append(current)
+    return args
+
+
+class AgiCaller:
+    """The person on the line: DTMF input, barge-in, hang-up.
+
+    ``inputs`` is consumed in order: ``GET DATA`` takes the next item (a
+    digit string, ``None`` for a timeout); ``STREAM FILE`` takes a leading
+    ``Barge`` when its digit is an escape digit. After ``hangup_after``
+    commands every command answers ``200 result=-1``.
+    """
+
+    def __init__(self, inputs: Iterable[str | Barge | None] = (), hangup_after: int | None = None,
+                 variables: dict | None = None) -> None:
+        self.inputs = list(inputs)
+        self.hangup_after = hangup_after
+        self.variables: dict = variables if variables is not None else {}
+        self.executed = 0
+
+    def _next_input(self):
+        return self.inputs.pop(0) if self.inputs else None
+
+    def _lookup(self, channel: str, name: str) -> str | None:
+        if (channel, name) in self.variables:
+            return self.variables[(channel, name)]
+        return self.variables.get(name)
+
+    def execute(self, channel: str, command: str) -> AgiOutcome:
+        """Run one AGI command on ``channel`` and return its outcome."""
+        args = parse_args(command)
+        words = [a.upper() for a in args]
+        self.executed += 1
+        if self.hangup_after is not None and self.executed > self.hangup_after:
+            if words[:1] == ["EXEC"]:
+                return AgiOutcome("200 result=-1", "200", "Unknown Result")
+            return AgiOutcome("200 result=-1", "-1", "Failure")
+        verb = " ".join(words[:2])
+        if words[:1] == ["ANSWER"]:
+            return AgiOutcome("200 result=0")
+        if verb == "STREAM FILE":
+            return self._stream_file(args)
+        if verb == "GET DATA":
+            return self._get_data()
+        if verb == "SET VARIABLE" and len(args) >= 3:
+            value = args[3] if len(args) > 3 else ""
+            self.variables[(channel, args[2])] = value
+            return AgiOutcome("200 result=1", variables=[(args[2], value)])
+        if verb == "GET VARIABLE" and len(args) >= 3:
+            value = self._lookup(channel, args[2])
+            return AgiOutcome("200 result=0" if value is None else f"200 result=1 ({value})")
+        if words[:1] == ["EXEC"]:
+            return AgiOutcome("200 result=0")
+        if words[:1] in (["VERBOSE"], ["NOOP"]):
+            return AgiOutcome("200 result=1")
+        if verb == "ASYNCAGI BREAK":
+            return AgiOutcome("200 result=0", ends_agi=True, after_end=[("AGISTATUS", "SUCCESS")])
+        return AgiOutcome("510 Invalid or unknown command", "510", "Invalid or unknown command")
+
+    def _stream_file(self, args: list[str]) -> AgiOutcome:
+        escape = args[3] if len(args) > 3 else ""
+        head = self.inputs[0] if self.inputs else None
+        if isinstance(head, Barge) and head.digit and head.digit in escape:
+            self.inputs.pop(0)
+            # handle_streamfile sets PLAYBACKSTATUS to FAILED when res != 0.
+            return AgiOutcome(f"200 result={ord(head.digit)} endpos=1200",
+                              variables=[("PLAYBACKSTATUS", "FAILED")])
+        return AgiOutcome("200 result=0 endpos=3404", variables=[("PLAYBACKSTATUS", "SUCCESS")])
+
+    def _get_data(self) -> AgiOutcome:
+        item = self._next_input()
+        if isinstance(item, Barge):
+            item = item.digit
+        if not item:
+            return AgiOutcome("200 result= (timeout)")
+        return AgiOutcome(f"200 result={item}")

@@ -1,0 +1,80 @@
+"""Follow what the stand-in has sent, to know each channel's AGI state."""
+
+from __future__ import annotations
+
+from .framing import header_items, message_spans
+
+Items = list[tuple[str, str]]
+
+
+def channel_block(items: Items) -> Items | None:
+    """The ``Channel`` ... ``Linkedid`` header lines of an event, or None."""
+    keys = [k for k, _ in items]
+    if "Channel" not in keys:
+        return None
+    start = keys.index("Channel")
+    if "Linkedid" not in keys[start:]:
+        return None
+    end = keys.index("Linkedid", start)
+    return items[start:end + 1]
+
+
+class OutStream:
+    """Splits the bytes written to the client into complete messages."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[Items]:
+        """Add written bytes; return the messages they completed, parsed."""
+        self._buffer += data
+        spans, rest = message_spans(self._buffer)
+        messages = [header_items(self._buffer[s:e]) for s, e in spans]
+        self._buffer = self._buffer[rest:]
+        return messages
+
+    @property
+    def mid_message(self) -> bool:
+        """True while the last write ended inside a message."""
+        return bool(self._buffer)
+
+
+class ChannelTracker:
+    """Channels seen in the events sent on one connection, and their AGI state."""
+
+    def __init__(self) -> None:
+        self.agi_blocks: dict[str, Items] = {}
+        self.agi_ended: set[str] = set()
+        self.hungup: set[str] = set()
+        self.seen: set[str] = set()
+
+    def observe(self, items: Items) -> None:
+        """Update the state from one message sent to the client."""
+        headers = dict(items)
+        event, channel = headers.get("Event"), headers.get("Channel")
+        if not event or not channel:
+            return
+        if event == "Newchannel":
+            self.hungup.discard(channel)
+        self.seen.add(channel)
+        if event == "AsyncAGIStart":
+            block = channel_block(items)
+            if block:
+                self.agi_blocks[channel] = block
+                self.agi_ended.discard(channel)
+        elif event == "AsyncAGIEnd":
+            self.agi_ended.add(channel)
+        elif event == "Hangup":
+            self.hungup.add(channel)
+
+    def end_agi(self, channel: str) -> None:
+        """Mark the channel as having left AsyncAGI (ASYNCAGI BREAK)."""
+        self.agi_ended.add(channel)
+
+    def state(self, channel: str) -> str:
+        """``"agi"``, ``"agi-ended"``, ``"up"`` (not in AGI) or ``"unknown"``."""
+        if channel in self.hungup or channel not in self.seen:
+            return "unknown"
+        if channel in self.agi_blocks:
+            return "agi-ended" if channel in self.agi_ended else "agi"
+        return "up"

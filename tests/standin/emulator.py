@@ -1,0 +1,188 @@
+"""Answer the client's actions that the script does not expect.
+
+Every reply is rendered from a template cut out of the captures, so the
+text and header order are exactly what Asterisk 22 sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+from pathlib import Path
+from typing import Awaitable, Callable, Protocol
+
+from .agi import AgiCaller
+from .async_agi import AsyncAgiEmulation
+from .channels import ChannelTracker
+from .framing import get_header, parse_message, set_action_id
+from .templates import load_templates
+from .transcript import FIXTURES
+
+# manager.c lets these through before authentication.
+_BEFORE_LOGIN = {"login", "logoff", "challenge"}
+
+
+class Context(Protocol):
+    """The connection as the emulator sees it."""
+
+    logged_in: bool
+    channels: ChannelTracker
+
+    async def send(self, data: str | bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Emulator:
+    """An "idle Asterisk": Login, Ping, Events, Setvar/Getvar, lists, queues, AsyncAGI.
+
+    ``variables`` feeds Getvar and AGI GET VARIABLE; keys are a name or a
+    ``(channel, name)`` pair. ``lists[name]`` holds the raw messages of a
+    list answer (start response, items, Complete) for CoreShowChannels,
+    QueueStatus and QueueSummary. ``secret`` makes Login check the Secret.
+    """
+
+    def __init__(self, *, secret: str | None = None, agi: AgiCaller | None = None,
+                 variables: dict | None = None,
+                 queues: tuple[str, ...] = ("social_security", "general_queue"),
+                 auth_fail_delay: float = 1.0, seed: int | None = None,
+                 fixtures: Path = FIXTURES) -> None:
+        self.templates = load_templates(fixtures)
+        self.lists: dict[str, list[str]] = {k: list(v) for k, v in self.templates.lists.items()}
+        self.secret = secret
+        self.auth_fail_delay = auth_fail_delay
+        self.queues = set(queues)
+        self.agi = agi or AgiCaller()
+        if variables is not None:
+            for key, value in self.agi.variables.items():
+                variables.setdefault(key, value)
+        self.variables: dict = variables if variables is not None else self.agi.variables
+        self.agi.variables = self.variables
+        self._agi = AsyncAgiEmulation(self.templates, self.agi, random.Random(seed))
+        self.handled: list[dict] = []
+        self._handlers: dict[str, Callable[[Context, dict, str | None], Awaitable[None]]] = {
+            "login": self._login, "logoff": self._logoff, "ping": self._ping,
+            "events": self._events, "setvar": self._setvar, "getvar": self._getvar,
+            "coreshowchannels": self._list, "queuestatus": self._list,
+            "queuesummary": self._list, "queueadd": self._queue_add,
+            "queuepause": self._queue_pause, "queueremove": self._queue_remove,
+            "agi": self._agi_action,
+        }
+
+    @property
+    def agi_commands(self) -> list[tuple[str, str]]:
+        """``(channel, command text)`` of every emulated AGI command, in order."""
+        return self._agi.commands
+
+    async def handle(self, ctx: Context, message: dict) -> bool:
+        """Answer ``message``; return False when the action is not emulated."""
+        action = get_header(message, "Action")
+        action_id = get_header(message, "ActionID") or None
+        if not ctx.logged_in and action.lower() not in _BEFORE_LOGIN:
+            await ctx.send(self.templates["permission_denied"].render(action_id=action_id))
+            return True
+        handler = self._handlers.get(action.lower())
+        if handler is None:
+            return False
+        self.handled.append(message)
+        await handler(ctx, message, action_id)
+        return True
+
+    def unknown_action(self, message: dict) -> str:
+        """Asterisk's answer to an action it does not know."""
+        action = get_header(message, "Action")
+        template = self.templates["unknown_action"]
+        text = dict(template.items)["Message"].replace("FooBar", action, 1)
+        return template.render({"Message": text}, action_id=get_header(message, "ActionID") or None)
+
+    # -- session -------------------------------------------------------------
+    async def _login(self, ctx: Context, message: dict, action_id: str | None) -> None:
+        if self.secret is not None and get_header(message, "Secret") != self.secret:
+            await asyncio.sleep(self.auth_fail_delay)
+            await ctx.send(self.templates["login_failed"].render(action_id=action_id))
+            await ctx.close()
+            return
+        ctx.logged_in = True
+        await ctx.send(self.templates["login_ok"].render(action_id=action_id))
+        await ctx.send(self.templates["fully_booted"].render())
+
+    async def _logoff(self, ctx: Context, message: dict, action_id: str | None) -> None:
+        await ctx.send(self.templates["goodbye"].render(action_id=action_id))
+        await ctx.close()
+
+    async def _ping(self, ctx: Context, message: dict, action_id: str | None) -> None:
+        await ctx.send(self.templates["pong"].render({"Timestamp": f"{time.time():.6f}"},
+                                                     action_id=action_id))
+
+    async def _events(self, ctx: Context, message: dict, action_id: str | None) -> None:
+        off = get_header(message, "EventMask").strip().lower() == "off"
+        name = "events_off" if off else "events_on"
+        await ctx.send(self.templates[name].render(action_id=action_id))
+
+    # -- variables -----------------------------------------------------------
+    async def _setvar(self, ctx: Context, message: dict, action_id: str | None) -> None:
+        channel = get_header(message, "Channel")
+        name, value = get_header(message, "Variable"), get_header(message, "Value")
+        self.variables[(channel, name) if channel else name] = value
+        await ctx.send(self.templates["setvar_ok"].render(action_id=action_id))
+        block = ctx.channels.agi_blocks.get(channel)
+        if block:
+            await ctx.send(self.templates["varset"].render(
+                {"Variable": name, "Value": value}, block=block))
+
+    async def _getvar(self, ctx: Context, message: dict, action_id: str | None) -> None:
+        channel = get_header(message, "Channel")
+        name = get_header(message, "Variable")
+        value = self.variables.get((channel, name), self.variables.get(name, ""))
+        await ctx.send(self.templates["getvar"].render(
+            {"Variable": name, "Value": value}, action_id=action_id))
+
+    # -- lists ---------------------------------------------------------------
+    async def _list(self, ctx: Context, message: dict, action_id: str | None) -> None:
+        name = next(k for k in self.lists if k.lower() == get_header(message, "Action").lower())
+        messages = list(self.lists[name])
+        queue = get_header(message, "Queue")
+        if queue and name.startswith("Queue") and len(messages) >= 2:
+            items = [m for m in messages[1:-1] if parse_message(m).get("Queue") == queue]
+            complete = re.sub(r"(?m)^ListItems: \d+\r\n", f"ListItems: {len(items)}\r\n",
+                              messages[-1])
+            messages = [messages[0], *items, complete]
+        messages = [set_action_id(m, action_id) for m in messages]
+        await ctx.send(messages[0])
+        if messages[1:]:
+            await ctx.send("".join(messages[1:]))
+
+    # -- queues --------------------------------------------------------------
+    async def _queue_add(self, ctx: Context, message: dict, action_id: str | None) -> None:
+        queue = get_header(message, "Queue")
+        if queue not in self.queues:
+            await ctx.send(self.templates["queueadd_no_queue"].render(action_id=action_id))
+            return
+        interface = get_header(message, "Interface")
+        paused = get_header(message, "Paused").lower() in ("true", "yes", "1", "on")
+        await ctx.send(self.templates["queueadd_ok"].render(action_id=action_id))
+        await ctx.send(self.templates["queue_member_added"].render({
+            "Queue": queue,
+            "MemberName": get_header(message, "MemberName") or interface,
+            "Interface": interface,
+            "StateInterface": get_header(message, "StateInterface") or interface,
+            "Penalty": get_header(message, "Penalty") or "0",
+            "LoginTime": str(int(time.time())),
+            "LastPause": "0",
+            "Paused": "1" if paused else "0",
+            "PausedReason": get_header(message, "Reason") if paused else "",
+        }))
+
+    async def _queue_pause(self, ctx: Context, message: dict, action_id: str | None) -> None:
+        paused = get_header(message, "Paused").lower() in ("true", "yes", "1", "on")
+        name = "queuepause_on" if paused else "queuepause_off"
+        await ctx.send(self.templates[name].render(action_id=action_id))
+
+    async def _queue_remove(self, ctx: Context, message: dict, action_id: str | None) -> None:
+        await ctx.send(self.templates["queueremove_ok"].render(action_id=action_id))
+
+    # -- AsyncAGI ------------------------------------------------------------
+    async def _agi_action(self, ctx: Context, message: dict, action_id: str | None) -> None:
+        await self._agi.handle(ctx, message, action_id)
