@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 _LINE = re.compile(r"^(?P<code>\d{3})[ -](?P<rest>.*)$")
-_RESULT = re.compile(r"result=(?P<result>-?\d*)\s*(?:\((?P<data>[^)]*)\))?")
+_RESULT = re.compile(r"result=(?P<result>-?[0-9*#]*)\s*(?:\((?P<data>[^)]*)\))?")
 _ENDPOS = re.compile(r"endpos=(?P<endpos>\d+)")
 
 

@@ -1,0 +1,80 @@
+"""Running the real bridge against the Asterisk stand-in and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+
+from hotline.settings import Settings
+from ivr.bridge import Bridge
+from tests.conftest import ASTERISK_FIXTURES
+from tests.standin import AmiStandIn
+
+RECORDED_MONITOR = ASTERISK_FIXTURES / "recordings" / "monitor"
+
+
+def install_recordings(settings: Settings) -> Path:
+    """Put the captured MixMonitor files where the bridge looks for them."""
+    target = Path(settings.recordings.local_dir)
+    shutil.copytree(RECORDED_MONITOR, target, dirs_exist_ok=True)
+    return target
+
+
+@asynccontextmanager
+async def bridge_on(server: AmiStandIn, settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Bridge]:
+    bridge = Bridge(settings.with_overrides(ami={"port": server.port}), pool)
+    await bridge.start()
+    try:
+        await bridge.ami.wait_logged_in(timeout=5)
+        yield bridge
+    finally:
+        await bridge.stop()
+
+
+async def eventually(check: Callable[[], Awaitable[object]], timeout: float = 10.0, what: str = "") -> object:
+    """Poll ``check`` until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        await asyncio.sleep(0.02)
+
+
+async def call_row(pool: asyncpg.Pool, linkedid: str):
+    async with pool.acquire() as conn:
+        return await conn.fetchrow("SELECT * FROM call_outcomes WHERE linkedid = $1", linkedid)
+
+
+async def ended_call(pool: asyncpg.Pool, linkedid: str, timeout: float = 10.0):
+    async def check():
+        row = await call_row(pool, linkedid)
+        return row if row is not None and row["outcome"] != "in_progress" else None
+    return await eventually(check, timeout, f"call {linkedid} to end")
+
+
+async def timeline_kinds(pool: asyncpg.Pool, linkedid: str) -> list[str]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT kind FROM call_events WHERE linkedid = $1 ORDER BY occurred_at, id",
+                                linkedid)
+    return [r["kind"] for r in rows]
+
+
+async def timeline_detail(pool: asyncpg.Pool, linkedid: str, kind: str) -> list[dict]:
+    import json
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT detail FROM call_events WHERE linkedid = $1 AND kind = $2 ORDER BY occurred_at, id",
+            linkedid, kind)
+    return [json.loads(r["detail"]) for r in rows]
+
+
+QUEUE_ADD_8006 = {"Action": "QueueAdd", "Queue": "social_security", "Interface": "PJSIP/8006",
+                  "Penalty": "0", "Paused": "false", "MemberName": "坐席8006"}
