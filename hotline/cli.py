@@ -78,19 +78,34 @@ async def _calls(settings: Settings, linkedid: str | None, limit: int) -> object
 
 
 def _asterisk_config(settings: Settings, check: bool) -> int:
-    from hotline.asterisk_config import render_generated, write_generated
+    from hotline.asterisk_config import stale_generated, write_generated
 
-    directory = Path(__file__).resolve().parent.parent / "config" / "asterisk"
+    # config/asterisk sits beside the settings file, wherever that was read from.
+    base = settings.source.parent if settings.source else Path("config")
+    directory = base / "asterisk"
     if check:
-        stale = [name for name, text in render_generated(settings).items()
-                 if not (directory / name).exists() or (directory / name).read_text(encoding="utf-8") != text]
+        stale = stale_generated(settings, directory)
         if stale:
             print("out of date (run 'hotline asterisk-config'): " + ", ".join(stale), file=sys.stderr)
             return 1
-        print("config/asterisk agrees with config/hotline.toml")
+        print(f"{directory} agrees with {settings.source}")
         return 0
     write_generated(settings, directory)
     print(f"wrote generated files in {directory}")
+    return 0
+
+
+def _asterisk_secrets(settings: Settings, directory: str) -> int:
+    import os
+
+    from hotline.asterisk_config import AsteriskConfigError, write_secrets
+
+    try:
+        write_secrets(settings, Path(directory), os.environ)
+    except AsteriskConfigError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 2
+    print(f"secrets ready in {directory}")
     return 0
 
 
@@ -131,12 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "asterisk-config":
         return _asterisk_config(settings, args.check)
     elif args.command == "asterisk-secrets":
-        import os
-
-        from hotline.asterisk_config import write_secrets
-
-        write_secrets(settings, Path(args.dir), os.environ)
-        print(f"secrets ready in {args.dir}")
+        return _asterisk_secrets(settings, args.dir)
     elif args.command == "calls":
         result = asyncio.run(_calls(settings, args.linkedid, args.limit))
         print(json.dumps(result, default=str, ensure_ascii=False, indent=2))

@@ -1,0 +1,690 @@
+"""Checks of config/asterisk (the /etc/asterisk of the hotline) and docker-compose.yml.
+
+Each check is a function that returns a list of problems. Every test runs its check on
+the real files (expecting no problems) and on a deliberately broken copy (expecting
+the breakage to be reported), so a check that silently stopped checking would fail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import stat
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+from hotline.asterisk_conf import (
+    Config,
+    ConfError,
+    Dialplan,
+    dialplan,
+    dialplan_rows,
+    parse_file,
+    parse_text,
+    pattern_matches,
+    split_app_args,
+)
+from hotline.asterisk_config import (
+    AsteriskConfigError,
+    render_generated,
+    stale_generated,
+    write_generated,
+    write_secrets,
+)
+from hotline.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+CONF_DIR = REPO / "config" / "asterisk"
+COMPOSE_FILE = REPO / "docker-compose.yml"
+AMI_SECRET = "test-ami-secret-0123456789"
+
+REQUIRED_MODULES = {
+    "chan_pjsip", "app_queue", "app_mixmonitor", "res_agi", "app_audiosocket",
+    "res_audiosocket", "app_chanspy", "cdr_manager", "res_musiconhold",
+}
+# The rights verified on the real Asterisk 22.10.1 (README of the captures).
+VERIFIED_READ = set("system,call,agent,user,config,command,reporting,originate,dialplan,agi,cdr,dtmf".split(","))
+VERIFIED_WRITE = set("system,call,agent,user,config,command,reporting,originate,dialplan,agi".split(","))
+NEEDED_READ = {"agi", "cdr", "call", "agent", "dialplan"}
+NEEDED_WRITE = {"agi", "call", "agent", "originate", "system"}
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return load_settings(env={})  # the repository's hotline.toml, no environment overrides
+
+
+@pytest.fixture()
+def etc(tmp_path: Path, settings: Settings) -> Path:
+    """A copy of config/asterisk as Asterisk would see it: with the secrets that
+    `hotline asterisk-secrets` (hotline-init) writes."""
+    target = tmp_path / "etc-asterisk"
+    shutil.copytree(CONF_DIR, target, ignore=_ignore_local_secrets)
+    write_secrets(settings, target / "secrets", {"HOTLINE_AMI_SECRET": AMI_SECRET})
+    return target
+
+
+def _ignore_local_secrets(directory: str, names: list[str]) -> list[str]:
+    # A developer's own generated secrets must not leak into (or satisfy) the tests.
+    if Path(directory).name == "secrets":
+        return [n for n in names if n != ".gitkeep"]
+    return []
+
+
+def load(etc: Path, name: str) -> Config:
+    return parse_file(etc / name, config_dir=etc)
+
+
+def edited(etc: Path, name: str, change: Callable[[str], str]) -> Path:
+    """A copy of ``etc`` with ``name`` rewritten by ``change`` (which must change it)."""
+    copy = etc.parent / f"{etc.name}-broken-{len(list(etc.parent.iterdir()))}"
+    shutil.copytree(etc, copy)
+    before = (copy / name).read_text(encoding="utf-8")
+    after = change(before)
+    assert after != before, f"the edit of {name} did not change anything"
+    (copy / name).write_text(after, encoding="utf-8")
+    return copy
+
+
+def sub(pattern: str, repl: str, count: int = 0, flags: int = re.M) -> Callable[[str], str]:
+    return lambda text: re.sub(pattern, repl, text, count=count, flags=flags)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def test_parser_templates_repeats_comments_and_includes(tmp_path: Path) -> None:
+    (tmp_path / "inc.conf").write_text("secret = from-include\n[other]\nx = 1\n", encoding="utf-8")
+    cfg = parse_text(
+        "[base](!)\n"
+        "a = 1\n"
+        "allow = ulaw\n"
+        "[mid](!,base)\n"
+        "b => 2\n"
+        "[leaf](mid)\n"
+        "allow = alaw ; trailing comment\n"
+        "value = semi\\;colon\n"
+        ";-- a block comment\n"
+        "hidden = yes\n"
+        "--; visible = yes\n"
+        ";----------- a ruler line is a plain comment\n"
+        "#include inc.conf\n"
+        "after = still-leaf\n",
+        config_dir=tmp_path,
+    )
+    leaf = cfg.get("leaf")
+    assert leaf.items() == [
+        ("a", "1"), ("allow", "ulaw"), ("b", "2"), ("allow", "alaw"), ("value", "semi;colon"),
+        ("visible", "yes"), ("secret", "from-include"), ("after", "still-leaf"),
+    ]
+    assert leaf.get("allow") == "alaw" and leaf.get_all("allow") == ["ulaw", "alaw"]
+    assert "hidden" not in leaf
+    assert [c.name for c in cfg.objects()] == ["leaf", "other"]
+    assert cfg.find("base") == [] and cfg.find("base", templates=True)[0].is_template
+    assert cfg.get("other").items() == [("x", "1")]
+
+
+def test_parser_keeps_repeated_categories_apart() -> None:
+    cfg = parse_text("[8001]\ntype = endpoint\n[8001]\ntype = aor\n[8001](+)\nmax_contacts = 2\n")
+    assert [c.type for c in cfg.find("8001")] == ["endpoint", "aor"]
+    assert cfg.get("8001", type="aor").get("max_contacts") == "2"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[unterminated\na = 1\n",
+        "a = 1\n",  # no category
+        "[x]\njust words\n",  # no '='
+        "[x](missing-template)\n",
+        "[x]\n;-- never closed\n",
+        "[x]\n#include does-not-exist.conf\n",
+        "[x]\n#exec /bin/true\n",
+        "[x] trailing\n",
+    ],
+)
+def test_parser_rejects_broken_config(text: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfError):
+        parse_text(text, config_dir=tmp_path)
+
+
+def test_parser_tryinclude_may_be_missing(tmp_path: Path) -> None:
+    assert parse_text("[x]\n#tryinclude nothing-here.conf\na = 1\n", config_dir=tmp_path).get("x").items() == [("a", "1")]
+
+
+def test_dialplan_helper() -> None:
+    cfg = parse_text(
+        "[globals]\nG = 1\n"
+        "[ctx]\n"
+        "exten => _80XX,1,Dial(PJSIP/${EXTEN},30)\n"
+        " same => n(done),Hangup()\n"
+        "exten => s,1,Goto(other,s,1)\n"
+        "include => more\n"
+        "[more]\nexten => _*18XXX,1,ChanSpy(PJSIP/${EXTEN:2},qE)\n"
+    )
+    dp = dialplan(cfg)
+    assert dialplan_rows(cfg)[:2] == [
+        ("ctx", "_80XX", "1", "Dial", "PJSIP/${EXTEN},30"),
+        ("ctx", "_80XX", "2(done)", "Hangup", ""),
+    ]
+    assert dp.globals == {"G": "1"}
+    assert dp.match("ctx", "8001") == ("ctx", "_80XX")
+    assert dp.match("ctx", "*18006") == ("more", "_*18XXX")
+    assert dp.match("ctx", "9001") is None
+    assert dp.goto_target(dp.step("ctx", "s", 1)) == ("other", "s", 1)
+    assert pattern_matches("_[+0-9].", "+8610") and not pattern_matches("_NXX", "123")
+    assert split_app_args("a,$[${X} > 1]?l1:l2,f(x,y)") == ["a", "$[${X} > 1]?l1:l2", "f(x,y)"]
+    with pytest.raises(ConfError):
+        dialplan(parse_text("[ctx]\n same => n,NoOp()\n"))  # same before exten
+    with pytest.raises(ConfError):
+        dialplan(parse_text("[ctx]\nexten => 1,1,Set(X=1\n"))  # unbalanced
+
+
+# --------------------------------------------------------------------------- every file
+
+
+def top_level_files(etc: Path) -> tuple[list[Path], set[Path]]:
+    """(files not included by any other, every .conf file)."""
+    every = {p.resolve() for p in etc.rglob("*.conf")}
+    included: set[Path] = set()
+    for path in every:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            m = re.match(r"\s*#\s*(?:try)?include\s+\"?([^\"]+?)\"?\s*$", line)
+            if m:
+                included.add((etc / m.group(1)).resolve())
+    return sorted(every - included), every
+
+
+def unparsed_files(etc: Path) -> list[str]:
+    tops, every = top_level_files(etc)
+    read: set[Path] = set()
+    for top in tops:
+        read |= {Path(p).resolve() for p in parse_file(top, config_dir=etc).files}
+    return sorted(str(p.relative_to(etc.resolve())) for p in every - read)
+
+
+def test_every_file_parses(etc: Path) -> None:
+    tops, every = top_level_files(etc)
+    assert len(every) >= 15 and len(tops) < len(every)
+    assert unparsed_files(etc) == []
+    # A file that Asterisk would reject is noticed.
+    broken = edited(etc, "rtp.conf", lambda t: t + "\nrtpend 10199\n")
+    with pytest.raises(ConfError):
+        unparsed_files(broken)
+    # So is an include whose target is missing (e.g. secrets not generated).
+    (broken / "rtp.conf").write_text((etc / "rtp.conf").read_text(encoding="utf-8"), encoding="utf-8")
+    (broken / "secrets" / "pjsip_auth.conf").unlink()
+    with pytest.raises(ConfError):
+        unparsed_files(broken)
+
+
+def test_secrets_folder_is_kept_but_ignored() -> None:
+    assert (CONF_DIR / "secrets" / ".gitkeep").exists()
+    ignore = (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "config/asterisk/secrets/*" in ignore and "!config/asterisk/secrets/.gitkeep" in ignore
+
+
+# --------------------------------------------------------------------------- generated files
+
+
+def test_generated_files_are_up_to_date(settings: Settings, tmp_path: Path) -> None:
+    for name, text in render_generated(settings).items():
+        assert (CONF_DIR / name).read_text(encoding="utf-8") == text, f"{name} is stale: run hotline asterisk-config"
+        assert text.startswith(f"; {name}\n; Generated by `hotline asterisk-config` from config/hotline.toml.")
+    assert stale_generated(settings, CONF_DIR) == []
+    # Drift is noticed: settings with one department fewer no longer match the files.
+    fewer = dataclasses.replace(settings, departments=settings.departments[:-1])
+    assert sorted(stale_generated(fewer, CONF_DIR)) == sorted(render_generated(settings))
+    # ... and write_generated brings a directory back in line.
+    assert len(write_generated(fewer, tmp_path)) == 2
+    assert stale_generated(fewer, tmp_path) == [] and write_generated(fewer, tmp_path) == []
+
+
+# --------------------------------------------------------------------------- queues
+
+
+def queue_problems(cfg: Config, settings: Settings) -> list[str]:
+    problems = []
+    for cat in cfg.categories:
+        if "member" in cat:
+            problems.append(f"[{cat.name}] has static members: {cat.get_all('member')}")
+    generals = cfg.find("general")
+    if len(generals) != 1:
+        problems.append(f"{len(generals)} [general] sections")
+    for general in generals:
+        if general.get("persistentmembers") != "yes":
+            problems.append("[general] persistentmembers is not yes")
+        if "strategy" in general or general.templates:
+            problems.append("a queue named 'general' would be read as app_queue's global settings")
+    queues = [c for c in cfg.objects() if c.name != "general"]
+    names = [q.name for q in queues]
+    wanted = [d.queue for d in settings.departments]
+    if sorted(names) != sorted(wanted):
+        problems.append(f"queues {sorted(names)} != departments' queues {sorted(wanted)}")
+    for q in queues:
+        if q.templates != ("hotline-queue",):
+            problems.append(f"[{q.name}] does not use the hotline-queue template")
+    tpl = cfg.find("hotline-queue", templates=True)
+    if len(tpl) != 1 or not tpl[0].is_template:
+        return problems + ["no [hotline-queue](!) template"]
+    expected = {
+        "strategy": "rrmemory", "timeout": "15", "retry": "2", "announce-position": "yes",
+        "joinempty": "yes", "leavewhenempty": "no", "musicclass": "default", "ringinuse": "no",
+    }
+    for key, value in expected.items():
+        if tpl[0].get(key) != value:
+            problems.append(f"hotline-queue {key} = {tpl[0].get(key)!r}, expected {value!r}")
+    if not (tpl[0].get("wrapuptime") or "").isdigit():
+        problems.append("hotline-queue has no wrapuptime")
+    return problems
+
+
+def test_one_queue_per_department(etc: Path, settings: Settings) -> None:
+    cfg = load(etc, "queues.conf")
+    assert queue_problems(cfg, settings) == []
+    assert "queues_departments.conf" in {Path(f).name for f in cfg.files}
+    assert settings.fallback_queue in cfg.names()
+    for broken in (
+        edited(etc, "queues_departments.conf", lambda t: t + "member => PJSIP/8001\n"),
+        edited(etc, "queues_departments.conf", sub(r"^\[tax\]\(hotline-queue\)\n", "")),
+        edited(etc, "queues_departments.conf", lambda t: t + "[general](hotline-queue)\n"),
+        edited(etc, "queues.conf", sub(r"^ringinuse = no", "ringinuse = yes")),
+    ):
+        assert queue_problems(load(broken, "queues.conf"), settings), broken
+
+
+# --------------------------------------------------------------------------- pjsip
+
+
+def pjsip_problems(cfg: Config, settings: Settings, auth_file: Config) -> list[str]:
+    problems = []
+    wanted = sorted(e for d in settings.departments for e in d.extensions)
+    if wanted != [f"{n}" for n in range(8001, 8029)]:
+        problems.append(f"settings' extensions are not 8001-8028: {wanted}")
+    agents = [c for c in cfg.of_type("endpoint") if c.get("context") == "from-agents"]
+    names = sorted(c.name for c in agents)
+    if names != wanted:
+        problems.append(f"agent endpoints {names} != settings' extensions")
+    aors = {c.name: c for c in cfg.of_type("aor")}
+    auths = {c.name: c for c in cfg.of_type("auth")}
+    secret_auths = {c.name for c in auth_file.of_type("auth")}
+    passwords = []
+    for ep in agents:
+        ext = ep.name
+        if ep.get("callerid") != f'"坐席{ext}" <{ext}>':
+            problems.append(f"{ext}: callerid {ep.get('callerid')!r}")
+        if ep.get("direct_media") != "no" or ep.get("language") != "zh":
+            problems.append(f"{ext}: direct_media/language")
+        if not {"ulaw", "alaw"} <= set((ep.get("allow") or "").split(",")) or ep.get("disallow") != "all":
+            problems.append(f"{ext}: codecs")
+        if ep.get("allow_transfer") != "yes":
+            problems.append(f"{ext}: allow_transfer")
+        aor = aors.get(ep.get("aors") or "")
+        if aor is None or aor.get("max_contacts") != "2":
+            problems.append(f"{ext}: aor {ep.get('aors')!r} missing or max_contacts != 2")
+        auth_name = ep.get("auth") or ""
+        auth = auths.get(auth_name)
+        if auth is None or auth_name not in secret_auths:
+            problems.append(f"{ext}: auth {auth_name!r} not defined by the secrets file")
+            continue
+        if auth.get("username") != ext:
+            problems.append(f"{ext}: auth username {auth.get('username')!r}")
+        pw = auth.get("password") or ""
+        if len(pw) < 20:
+            problems.append(f"{ext}: password shorter than 20 characters")
+        passwords.append(pw)
+    if len(set(passwords)) != len(passwords):
+        problems.append("two extensions share a password")
+    trunks = [c for c in cfg.of_type("endpoint") if c.get("context") == "from-trunk"]
+    identified = {c.get("endpoint") for c in cfg.of_type("identify") if c.get("match")}
+    if not trunks or any(t.name not in identified for t in trunks):
+        problems.append("no carrier endpoint in from-trunk identified by IP")
+    transports = [c for c in cfg.of_type("transport") if c.get("protocol") == "udp"]
+    if not any((t.get("bind") or "").endswith(":5060") for t in transports):
+        problems.append("no UDP transport on 5060")
+    return problems
+
+
+def test_pjsip_endpoints_match_settings_and_secrets(etc: Path, settings: Settings) -> None:
+    auth_file = load(etc, "secrets/pjsip_auth.conf")
+    assert pjsip_problems(load(etc, "pjsip.conf"), settings, auth_file) == []
+    same_pw = edited(etc, "secrets/pjsip_auth.conf", sub(r"^password = .*$", "password = aaaaaaaaaaaaaaaaaaaaaa"))
+    for broken, auth in (
+        (edited(etc, "pjsip_extensions.conf", sub(r"^\[8028\]\(agent-endpoint\)\n(?:(?!\[).*\n)*", "")), auth_file),
+        (edited(etc, "pjsip_extensions.conf", sub(r"^auth = 8005$", "auth = 8005x")), auth_file),
+        (edited(etc, "pjsip.conf", sub(r"^max_contacts = 2$", "max_contacts = 1")), auth_file),
+        (same_pw, load(same_pw, "secrets/pjsip_auth.conf")),
+    ):
+        assert pjsip_problems(load(broken, "pjsip.conf"), settings, auth), broken
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def test_write_secrets(tmp_path: Path, settings: Settings) -> None:
+    target = tmp_path / "secrets"
+    with pytest.raises(AsteriskConfigError, match="HOTLINE_AMI_SECRET"):
+        write_secrets(settings, target, {"HOTLINE_AMI_SECRET": ""})
+    with pytest.raises(AsteriskConfigError, match="HOTLINE_AMI_SECRET"):
+        write_secrets(settings, target, {})
+    with pytest.raises(AsteriskConfigError):
+        write_secrets(settings, target, {"HOTLINE_AMI_SECRET": "abc;def"})
+    assert not target.exists() or not any(target.iterdir()), "nothing may be written when refusing"
+
+    first = write_secrets(settings, target, {"HOTLINE_AMI_SECRET": AMI_SECRET})
+    assert len(first.new_passwords) == 28 and not first.kept_passwords
+    auth = parse_file(target / "pjsip_auth.conf").of_type("auth")
+    passwords = {c.name: c.get("password") for c in auth}
+    assert sorted(passwords) == sorted(e for d in settings.departments for e in d.extensions)
+    assert all(len(p or "") == 20 and (p or "").isalnum() for p in passwords.values())
+    assert len(set(passwords.values())) == 28
+    assert all(c.get("username") == c.name for c in auth)
+    manager = (target / "manager_secret.conf").read_text(encoding="utf-8")
+    assert f"\nsecret = {AMI_SECRET}\n" in manager
+    for name in ("pjsip_auth.conf", "manager_secret.conf"):
+        assert stat.S_IMODE(os.stat(target / name).st_mode) == 0o640
+
+    # Existing passwords are kept; a missing extension gets one; the AMI secret follows env.
+    text = (target / "pjsip_auth.conf").read_text(encoding="utf-8")
+    text = re.sub(r"\n\[8028\]\n(?:(?!\[).*\n)*", "\n", text)
+    (target / "pjsip_auth.conf").write_text(text, encoding="utf-8")
+    second = write_secrets(settings, target, {"HOTLINE_AMI_SECRET": "another-secret"})
+    assert second.new_passwords == ["8028"] and len(second.kept_passwords) == 27
+    again = {c.name: c.get("password") for c in parse_file(target / "pjsip_auth.conf").of_type("auth")}
+    assert {k: v for k, v in again.items() if k != "8028"} == {k: v for k, v in passwords.items() if k != "8028"}
+    assert again["8028"] != passwords["8028"]
+    assert "secret = another-secret\n" in (target / "manager_secret.conf").read_text(encoding="utf-8")
+    third = write_secrets(settings, target, {"HOTLINE_AMI_SECRET": "another-secret"})
+    assert third.written == [] and third.new_passwords == []
+
+
+# --------------------------------------------------------------------------- dialplan
+
+
+def _index(steps: list, app: str, args_pred: Callable[[str], bool] = lambda a: True) -> int:
+    for i, s in enumerate(steps):
+        if s.app.lower() == app.lower() and args_pred(s.args):
+            return i
+    return -1
+
+
+def dialplan_problems(dp: Dialplan, settings: Settings) -> list[str]:
+    problems = []
+    number = settings.service.public_number
+    for ctx in ("from-trunk", "from-agents"):
+        steps = dp.route(ctx, number)
+        if not steps or steps[0].app != "Goto" or dp.goto_target(steps[0]) != ("hotline", "s", 1):
+            problems.append(f"{number} in {ctx} does not go to hotline,s,1")
+    s = dp.extension("hotline", "s")
+    answer = _index(s, "Answer")
+    mix = _index(s, "MixMonitor")
+    agi = _index(s, "AGI", lambda a: a == "agi:async")
+    hb = next((i for i, st in enumerate(s) if settings.ami.heartbeat_variable in st.args), -1)
+    guard = _index(s, "GotoIf", lambda a: "fallback" in a)
+    bound = _index(s, "Set", lambda a: re.fullmatch(r"TIMEOUT\(absolute\)=[1-9]\d*", a) is not None)
+    if min(answer, mix, agi) < 0 or not answer < mix < agi:
+        problems.append("hotline,s must Answer, then MixMonitor, then AGI(agi:async)")
+    if mix >= 0:
+        argv = s[mix].argv
+        if len(argv) > 1 and "b" in re.sub(r"\([^)]*\)", "", argv[1]):
+            problems.append("MixMonitor has the b option (abandoned calls would not be recorded)")
+        if not argv or not argv[0].startswith(settings.recordings.asterisk_dir.rstrip("/") + "/"):
+            problems.append("MixMonitor does not write under recordings.asterisk_dir")
+    if not (0 <= hb < guard < agi):
+        problems.append("no heartbeat guard (reading the heartbeat, GotoIf to fallback) before the AGI")
+    if not (guard < bound < agi):
+        problems.append("no Set(TIMEOUT(absolute)=N) between the guard and the AGI")
+    max_age = dp.globals.get("HOTLINE_HEARTBEAT_MAX_AGE", "")
+    if not (max_age.isdigit() and int(max_age) >= 3 * settings.ami.ping_interval):
+        problems.append(f"HOTLINE_HEARTBEAT_MAX_AGE {max_age!r} is not a few ping intervals")
+    elif hb >= 0 and "HOTLINE_HEARTBEAT_MAX_AGE" not in "".join(st.args for st in s[hb : guard + 1]):
+        problems.append("the guard does not use HOTLINE_HEARTBEAT_MAX_AGE")
+    try:
+        fb = s.index(dp.step("hotline", "s", "fallback"))
+    except KeyError:
+        return problems + ["no fallback label in hotline,s"]
+    if fb <= agi or s[fb].app != "Set" or s[fb].args != "TIMEOUT(absolute)=0":
+        problems.append("fallback must come after the AGI and clear TIMEOUT(absolute)")
+    queue = _index(s[fb:], "Queue")
+    if queue < 0 or s[fb + queue].argv[0] != settings.fallback_queue:
+        problems.append(f"fallback does not queue to {settings.fallback_queue}")
+    if s[-1].app != "Hangup":
+        problems.append("hotline,s does not end with Hangup")
+    t = dp.extension("hotline", "T")
+    if not t or t[-1].app != "Goto" or dp.goto_target(t[-1]) != ("hotline", "s", "fallback"):
+        problems.append("no T extension going to s,fallback")
+    if t and not any(st.app == "Log" and st.argv[0] == "WARNING" for st in t):
+        problems.append("the T extension does not log a warning")
+    # Agents call each other and supervisors listen / whisper / barge.
+    dial = dp.route("from-agents", "8001")
+    if not dial or (dial[0].app, dial[0].args) != ("Dial", "PJSIP/${EXTEN},30"):
+        problems.append("8001 from-agents is not Dial(PJSIP/${EXTEN},30)")
+    for code, option in (("*18006", ""), ("*28006", "w"), ("*38006", "B")):
+        spy = dp.route("from-agents", code)
+        if not spy or spy[0].app != "ChanSpy" or spy[0].argv[0] != "PJSIP/${EXTEN:2}":
+            problems.append(f"{code} is not ChanSpy of PJSIP/${{EXTEN:2}}")
+            continue
+        opts = spy[0].argv[1] if len(spy[0].argv) > 1 else ""
+        if not {"q", "E"} <= set(opts) or (option and option not in opts) or (not option and set(opts) & {"w", "B"}):
+            problems.append(f"{code}: ChanSpy options {opts!r}")
+    return problems
+
+
+def test_dialplan(etc: Path, settings: Settings) -> None:
+    assert settings.fallback_queue == "general_queue"  # the name spelled out in extensions.conf
+    assert dialplan_problems(dialplan(load(etc, "extensions.conf")), settings) == []
+    mix = r"^( same => n,MixMonitor\(.*)\.wav\)$"
+    for change in (
+        sub(mix, r"\1.wav,b)"),  # records only while bridged
+        sub(r"^ same => n,(Set\(HOTLINE_HEARTBEAT_AGE|GotoIf).*\n", ""),  # no guard
+        sub(r"^ same => n\(menu\),Set\(TIMEOUT.*\n", " same => n(menu),NoOp()\n"),  # no bound
+        sub(r"^exten => T,.*\n same => .*\n", ""),  # no T extension
+        sub(r"Queue\(general_queue\)", "Queue(general)"),
+        sub(r"^(exten => 2512345),1,Goto\(hotline,s,1\)", r"\1,1,Goto(hotline,s,2)", count=1),
+        sub(r"qEw\)", "qE)"),
+        # AGI before MixMonitor: the menu would not be recorded
+        sub(r"^( same => n,MixMonitor.*\n)((?:.*\n)*?)( same => n,AGI\(agi:async\)\n)", r"\3\1\2"),
+    ):
+        broken = dialplan(load(edited(etc, "extensions.conf", change), "extensions.conf"))
+        assert dialplan_problems(broken, settings), change
+
+
+# --------------------------------------------------------------------------- manager
+
+
+def manager_problems(cfg: Config, settings: Settings, secret: str) -> list[str]:
+    problems = []
+    general = cfg.get("general")
+    for key, value in (("enabled", "yes"), ("port", "5038"), ("bindaddr", "127.0.0.1"), ("timestampevents", "yes")):
+        if general.get(key) != value:
+            problems.append(f"[general] {key} = {general.get(key)!r}")
+    users = cfg.find(settings.ami.username)
+    if len(users) != 1:
+        return problems + [f"no [{settings.ami.username}] user"]
+    user = users[0]
+    secrets = [line for line in user.lines if line.key == "secret"]
+    if len(secrets) != 1 or not str(secrets[0].path).endswith("secrets/manager_secret.conf"):
+        problems.append("the secret does not come from #include secrets/manager_secret.conf")
+    elif secrets[0].value != secret:
+        problems.append("the included secret is not HOTLINE_AMI_SECRET")
+    if user.get_all("deny") != ["0.0.0.0/0.0.0.0"] or user.get_all("permit") != ["127.0.0.1/255.255.255.255"]:
+        problems.append("AMI user is not deny all / permit 127.0.0.1 only")
+    read = set((user.get("read") or "").replace(" ", "").split(","))
+    write = set((user.get("write") or "").replace(" ", "").split(","))
+    if not NEEDED_READ <= read:
+        problems.append(f"read lacks {sorted(NEEDED_READ - read)}")
+    if not NEEDED_WRITE <= write:
+        problems.append(f"write lacks {sorted(NEEDED_WRITE - write)}")
+    if not read <= VERIFIED_READ or not write <= VERIFIED_WRITE:
+        problems.append(f"rights beyond the verified set: {sorted((read - VERIFIED_READ) | (write - VERIFIED_WRITE))}")
+    return problems
+
+
+def test_manager(etc: Path, settings: Settings) -> None:
+    assert manager_problems(load(etc, "manager.conf"), settings, AMI_SECRET) == []
+    for change in (
+        sub(r"^read = (.*)agi,", r"read = \1"),
+        sub(r"^write = (.*),originate", r"write = \1"),
+        sub(r"^write = ", "write = all,"),
+        sub(r"^#include secrets/manager_secret.conf$", "secret = inline"),
+        sub(r"^deny = .*\n", ""),
+        sub(r"^\[hotline\]$", "[someone-else]"),
+    ):
+        broken = edited(etc, "manager.conf", change)
+        assert manager_problems(load(broken, "manager.conf"), settings, AMI_SECRET), change
+
+
+# --------------------------------------------------------------------------- modules
+
+
+def module_problems(cfg: Config) -> list[str]:
+    modules = cfg.get("modules")
+    strip = lambda m: m.strip().removesuffix(".so")  # noqa: E731
+    required = {strip(m) for m in modules.get_all("require")}
+    noload = {strip(m) for m in modules.get_all("noload")}
+    problems = []
+    if modules.get("autoload") != "yes":
+        problems.append("autoload is not yes")
+    if REQUIRED_MODULES - required:
+        problems.append(f"not required: {sorted(REQUIRED_MODULES - required)}")
+    if REQUIRED_MODULES & noload:
+        problems.append(f"required but noload: {sorted(REQUIRED_MODULES & noload)}")
+    return problems
+
+
+def test_modules(etc: Path) -> None:
+    assert module_problems(load(etc, "modules.conf")) == []
+    for change in (
+        sub(r"^require = app_chanspy\.so.*\n", ""),
+        lambda t: t + "noload => res_agi.so\n",
+    ):
+        assert module_problems(load(edited(etc, "modules.conf", change), "modules.conf")), change
+
+
+def test_other_files(etc: Path) -> None:
+    rtp = load(etc, "rtp.conf").get("general")
+    assert (rtp.get("rtpstart"), rtp.get("rtpend")) == ("10000", "10199")
+    assert load(etc, "cdr_manager.conf").get("general").get("enabled") == "yes"
+    assert load(etc, "cdr.conf").get("general").get("enable") == "yes"
+    assert load(etc, "indications.conf").get("general").get("country") == "cn"
+    assert load(etc, "musiconhold.conf").get("default").get("mode") == "files"
+
+
+# --------------------------------------------------------------------------- docker
+
+
+def _mounts(service: dict) -> list[tuple[str, str, bool]]:
+    out = []
+    for v in service.get("volumes") or []:
+        if isinstance(v, dict):
+            out.append((str(v.get("source")), str(v.get("target")), bool(v.get("read_only"))))
+        else:
+            parts = str(v).split(":")
+            out.append((parts[0], parts[1], len(parts) > 2 and "ro" in parts[2].split(",")))
+    return out
+
+
+def _env(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def _command(service: dict) -> list[str]:
+    cmd = service.get("command") or []
+    return cmd.split() if isinstance(cmd, str) else [str(c) for c in cmd]
+
+
+def compose_problems(doc: dict, settings: Settings) -> list[str]:
+    problems = []
+    services = doc.get("services") or {}
+    missing = {"postgres", "hotline-init", "asterisk", "hotline"} - set(services)
+    if missing:
+        return [f"missing services {sorted(missing)}"]
+    volumes = set((doc.get("volumes") or {}).keys())
+    pg, init, ast, app = (services[n] for n in ("postgres", "hotline-init", "asterisk", "hotline"))
+
+    if not str(pg.get("image", "")).startswith("postgres:16"):
+        problems.append("postgres is not postgres:16")
+    if "pg_isready" not in " ".join(map(str, (pg.get("healthcheck") or {}).get("test") or [])):
+        problems.append("postgres has no pg_isready healthcheck")
+    if not any(src in volumes and dst == "/var/lib/postgresql/data" for src, dst, _ in _mounts(pg)):
+        problems.append("postgres data is not on a named volume")
+
+    if _command(init)[-3:] != ["asterisk-secrets", "--dir", "/etc/asterisk/secrets"]:
+        problems.append(f"hotline-init command {_command(init)}")
+    if ("./config/asterisk/secrets", "/etc/asterisk/secrets", False) not in _mounts(init):
+        problems.append("hotline-init does not write into ./config/asterisk/secrets")
+    if "HOTLINE_AMI_SECRET" not in _env(init):
+        problems.append("hotline-init gets no HOTLINE_AMI_SECRET")
+
+    image = str(ast.get("image", ""))
+    if not re.fullmatch(r"[\w./-]+:22\.\d+\.\d+[\w.-]*", image):
+        problems.append(f"asterisk image {image!r} is not a pinned Asterisk 22 tag")
+    if ast.get("network_mode") != "host" or app.get("network_mode") != "host":
+        problems.append("asterisk and hotline must use network_mode: host")
+    ast_mounts, app_mounts = _mounts(ast), _mounts(app)
+    if ("./config/asterisk", "/etc/asterisk", True) not in ast_mounts:
+        problems.append("./config/asterisk is not mounted read-only at /etc/asterisk")
+    rec_ast = [src for src, dst, _ in ast_mounts if dst == settings.recordings.asterisk_dir]
+    rec_app = [(src, ro) for src, dst, ro in app_mounts if dst == settings.recordings.local_dir]
+    if len(rec_ast) != 1 or rec_ast[0] not in volumes:
+        problems.append(f"asterisk has no named volume at recordings.asterisk_dir {settings.recordings.asterisk_dir}")
+    elif rec_app != [(rec_ast[0], True)]:
+        problems.append(f"hotline does not mount the same volume read-only at recordings.local_dir {settings.recordings.local_dir}")
+    dep = (ast.get("depends_on") or {}).get("hotline-init") if isinstance(ast.get("depends_on"), dict) else None
+    if not dep or dep.get("condition") != "service_completed_successfully":
+        problems.append("asterisk does not wait for hotline-init to complete successfully")
+
+    cmd = _command(app)
+    if "serve" not in cmd or "--migrate" not in cmd:
+        problems.append(f"hotline command {cmd}")
+    env = _env(app)
+    if "127.0.0.1:5432" not in env.get("HOTLINE_DATABASE_URL", ""):
+        problems.append("HOTLINE_DATABASE_URL does not point at 127.0.0.1:5432")
+    if "HOTLINE_AMI_SECRET" not in env.get("HOTLINE_AMI_SECRET", ""):
+        problems.append("HOTLINE_AMI_SECRET is not taken from the environment")
+    if env.get("HOTLINE_LOG_FORMAT") != "json":
+        problems.append("HOTLINE_LOG_FORMAT is not json")
+    if not any(p.startswith("127.0.0.1:5432:") for p in map(str, pg.get("ports") or [])):
+        problems.append("postgres is not published on 127.0.0.1:5432")
+    return problems
+
+
+def test_docker_compose(settings: Settings) -> None:
+    doc = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    assert compose_problems(doc, settings) == []
+    app_rec = f"recordings:{settings.recordings.local_dir}:ro"
+    breakages: list[Callable[[dict], None]] = [
+        lambda d: d["services"]["hotline"]["volumes"].remove(app_rec),
+        lambda d: d["services"]["hotline"]["volumes"].__setitem__(
+            d["services"]["hotline"]["volumes"].index(app_rec), f"other:{settings.recordings.local_dir}:ro"),
+        lambda d: d["services"]["asterisk"].__setitem__("image", "andrius/asterisk:latest"),
+        lambda d: d["services"]["asterisk"].pop("depends_on"),
+        lambda d: d["services"]["asterisk"]["volumes"].__setitem__(0, "./config/asterisk:/etc/asterisk"),
+        lambda d: d["services"]["hotline"].pop("network_mode"),
+        lambda d: d.pop("volumes"),
+        lambda d: d["services"].pop("hotline-init"),
+    ]
+    for breakage in breakages:
+        broken = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+        breakage(broken)
+        assert compose_problems(broken, settings), breakage
+
+
+def test_dockerfile() -> None:
+    text = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^FROM python:3\.11-slim-bookworm$", text, re.M)
+    assert re.search(r"^RUN pip install \.", text, re.M)
+    assert re.search(r'^ENTRYPOINT \["hotline"\]$', text, re.M)
+    ignored = (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    assert "config/asterisk/secrets" in ignored and ".venv" in ignored
