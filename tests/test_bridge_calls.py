@@ -132,3 +132,29 @@ async def test_missing_recording_is_flagged(settings, db):
     async with db.acquire() as conn:
         recording = await conn.fetchrow("SELECT * FROM recordings WHERE linkedid = $1", ABANDONED_CALL)
     assert recording["status"] == "missing" and recording["sha256"] is None
+
+
+async def test_malformed_agi_environment_sends_caller_to_general_queue(settings, db, caplog):
+    """A broken AsyncAGIStart Env: the bridge says so and breaks out of AGI, so the
+    dialplan queues the caller for a person instead of leaving them in silence."""
+    from tests.standin import Script, Send
+
+    transcript = Transcript.load(ASTERISK_FIXTURES / "call-asyncagi-break-fallback.jsonl")
+    steps = []
+    for step in transcript.connection(1):
+        if isinstance(step, Send) and b"Env: agi_request" in step.data:
+            head, _, rest = step.data.partition(b"Env: ")
+            _, _, tail = rest.partition(b"\r\n")
+            step = Send(head + b"Env: %ZZnot-an-agi-environment\r\n" + tail, step.t)
+        steps.append(step)
+    emulator = Emulator(agi=AgiCaller(inputs=[]))
+    async with AmiStandIn([Script(steps)], emulator=emulator) as server:
+        async with bridge_on(server, settings, db) as bridge:
+            call = await ended_call(db, BREAK_CALL)
+            await bridge.settle()
+        assert server.unexpected == []
+    sent = [m["Command"] for m in server.received[0] if m.get("Action") == "AGI"]
+    assert sent == ["ASYNCAGI BREAK"]  # matched the capture's own BREAK step
+    assert "malformed AGI environment" in caplog.text
+    assert "menu.rescued" in await timeline_kinds(db, BREAK_CALL)
+    assert call["queue"] == "general_queue"

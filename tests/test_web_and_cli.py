@@ -1,0 +1,74 @@
+"""The HTTP read API, the CLI and the log format, against a real PostgreSQL."""
+
+import io
+import json
+import logging
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from hotline.cli import main
+from hotline.logs import bound_call, configure_logging, get_logger
+from hotline.web import create_app
+from tests.bridge_harness import bridge_on, ended_call
+from tests.conftest import ASTERISK_FIXTURES
+from tests.standin import AmiStandIn, Transcript
+
+ABANDONED_CALL = "1795313813.2"
+
+
+async def test_calls_api_and_health(settings, db):
+    transcript = Transcript.load(ASTERISK_FIXTURES / "call-queue-abandoned.jsonl")
+    async with AmiStandIn([transcript.connection(1)]) as server:
+        async with bridge_on(server, settings, db) as bridge:
+            await ended_call(db, ABANDONED_CALL)
+            await bridge.settle()
+            async with TestClient(TestServer(create_app(db, bridge))) as client:
+                health = await client.get("/healthz")
+                assert health.status == 200
+                assert (await health.json())["ami_connected"] is True
+
+                listing = await (await client.get("/api/calls?limit=5")).json()
+                assert [c["linkedid"] for c in listing["calls"]] == [ABANDONED_CALL]
+                assert listing["calls"][0]["outcome"] == "abandoned"
+
+                one = await (await client.get(f"/api/calls/{ABANDONED_CALL}")).json()
+                assert one["call"]["caller_name"] == "王小明"
+                assert "queue.abandoned" in [e["kind"] for e in one["timeline"]]
+                assert one["recordings"][0]["status"] == "missing"
+
+                bad = await client.get("/api/calls?limit=lots")
+                assert bad.status == 400 and "limit" in (await bad.json())["error"]
+                missing = await client.get("/api/calls/1.2.3")
+                assert missing.status == 404
+        async with TestClient(TestServer(create_app(db, bridge))) as client:
+            assert (await client.get("/healthz")).status == 503  # bridge stopped: not healthy
+
+
+def test_cli_migrate_and_calls(database_url, monkeypatch, capsys):
+    monkeypatch.setenv("HOTLINE_DATABASE_URL", database_url)
+    assert main(["migrate"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert main(["calls", "--limit", "3"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_cli_rejects_bad_settings(tmp_path, capsys):
+    broken = tmp_path / "hotline.toml"
+    broken.write_text("[service]\nname = 1\n")
+    assert main(["--config", str(broken), "check-config"]) == 2
+    assert "bad settings" in capsys.readouterr().err
+
+
+def test_json_logs_carry_the_call_id():
+    configure_logging("json")
+    stream = io.StringIO()
+    logging.getLogger().handlers[0].stream = stream
+    try:
+        with bound_call("1795313795.0"):
+            get_logger("test").info("menu routed the caller", department="社会保险")
+        line = json.loads(stream.getvalue().strip().splitlines()[-1])
+    finally:
+        configure_logging("console")
+    assert line["call_id"] == "1795313795.0"
+    assert line["department"] == "社会保险" and line["level"] == "info"
