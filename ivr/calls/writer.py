@@ -18,9 +18,19 @@ import asyncpg
 from hotline.logs import get_logger
 from hotline.settings import CallSettings
 from ivr.calls import store
-from ivr.calls.changes import ChangeSet, RecordingFinished, TimelineEntry
+from ivr.calls.changes import CallFacts, ChangeSet, RecordingFinished, TimelineEntry
 
 log = get_logger(__name__)
+
+# Errors after which the same batch can succeed later (PostgreSQL away or restarting).
+_TRANSIENT = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+)
 
 RecordingsHook = Callable[[Sequence[RecordingFinished]], Awaitable[None] | None]
 CommitHook = Callable[[Sequence[TimelineEntry], float], None]
@@ -101,11 +111,18 @@ class CallWriter:
                     await self._write(batch)
                     retry_delay = 0.5
                     break
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except _TRANSIENT as exc:
                     log.error("writing call records failed; will retry", error=repr(exc),
                               batch=len(batch), waiting=self.backlog, retry_in=retry_delay)
                     await asyncio.sleep(retry_delay)
                     retry_delay = min(retry_delay * 2, 10.0)
+                except asyncpg.PostgresError as exc:
+                    # Retrying a batch PostgreSQL rejects would stop every later write:
+                    # put the rows in the log, where they can be recovered, and go on.
+                    log.error("call records rejected by PostgreSQL; rows logged here",
+                              error=repr(exc), calls=[(c.linkedid, dict(c.fields)) for c in batch.calls],
+                              timeline=[(t.linkedid, t.kind, dict(t.detail)) for t in batch.timeline])
+                    break
             async with self._progress:
                 self._committed = target
                 self._progress.notify_all()
@@ -115,9 +132,11 @@ class CallWriter:
                     await result
 
     async def _write(self, batch: ChangeSet) -> None:
+        # Every timeline row needs its call row; a row-less call gets one here.
+        calls = batch.calls + [CallFacts(linkedid, {}) for linkedid in {t.linkedid for t in batch.timeline}]
         async with self._pool.acquire() as conn:
             async with conn.transaction():
-                await store.write_calls(conn, batch.calls)
+                await store.write_calls(conn, calls)
                 await store.write_timeline(conn, batch.timeline)
                 await store.write_members(conn, batch.members)
         self.batches += 1
