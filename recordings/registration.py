@@ -41,6 +41,8 @@ class RecordingRegistrar:
         self._pool = pool
         self._settings = settings
         self._tasks: set[asyncio.Task] = set()
+        # A burst of hangups must not take every pooled connection from the call writer.
+        self._slots = asyncio.Semaphore(2)
 
     def submit(self, finished: Sequence[RecordingFinished]) -> None:
         """Register in the background; the AMI reader never waits for disk I/O."""
@@ -57,7 +59,7 @@ class RecordingRegistrar:
         with bound_call(item.linkedid):
             path = local_path(self._settings, item.asterisk_path)
             found = await self._inspect(path)
-            async with self._pool.acquire() as conn:
+            async with self._slots, self._pool.acquire() as conn:
                 await save_recording(conn, item.linkedid, item.uniqueid, item.asterisk_path,
                                      str(path), found)
             if found.status == "ok":
