@@ -77,6 +77,18 @@ async def _calls(settings: Settings, linkedid: str | None, limit: int) -> object
         await conn.close()
 
 
+async def _seed_knowledge(settings: Settings) -> object:
+    import asyncpg
+
+    from asr.knowledge.store import seed_from_files
+
+    conn = await asyncpg.connect(settings.database.url)
+    try:
+        return await seed_from_files(conn)
+    finally:
+        await conn.close()
+
+
 def _asterisk_config(settings: Settings, check: bool) -> int:
     from hotline.asterisk_config import stale_generated, write_generated
 
@@ -121,6 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     asterisk.add_argument("--check", action="store_true", help="only report whether files are out of date")
     secrets_cmd = commands.add_parser("asterisk-secrets", help="create missing extension/AMI secrets")
     secrets_cmd.add_argument("--dir", required=True, help="where Asterisk includes secrets/ from")
+    route = commands.add_parser("route", help="how the voice menu would route a caller's words (JSON)")
+    route.add_argument("text")
+    asr = commands.add_parser("asr", help="speech recognition tools")
+    asr_commands = asr.add_subparsers(dest="asr_command", required=True)
+    evaluate = asr_commands.add_parser("eval", help="accuracy of recognition + routing on a JSONL manifest")
+    evaluate.add_argument("manifest")
+    evaluate.add_argument("--json", action="store_true", help="one JSON object per input line")
+    evaluate.add_argument("--min-accuracy", type=float, help="exit 1 below this accuracy (0..1)")
+    knowledge = commands.add_parser("knowledge", help="the knowledge base")
+    knowledge_commands = knowledge.add_subparsers(dest="knowledge_command", required=True)
+    knowledge_commands.add_parser("seed", help="replace the database's items with config/knowledge/")
     calls = commands.add_parser("calls", help="recent calls, or one call's timeline")
     calls.add_argument("linkedid", nargs="?")
     calls.add_argument("--limit", type=int, default=20)
@@ -147,6 +170,17 @@ def main(argv: list[str] | None = None) -> int:
         return _asterisk_config(settings, args.check)
     elif args.command == "asterisk-secrets":
         return _asterisk_secrets(settings, args.dir)
+    elif args.command == "route":
+        from asr.intent.evaluate import run_route
+
+        return run_route(args.text)
+    elif args.command == "asr":
+        from asr.intent.evaluate import run_eval
+
+        return run_eval(args.manifest, as_json=args.json, min_accuracy=args.min_accuracy)
+    elif args.command == "knowledge":
+        result = asyncio.run(_seed_knowledge(settings))
+        print(f"knowledge base seeded: {result}")
     elif args.command == "calls":
         result = asyncio.run(_calls(settings, args.linkedid, args.limit))
         print(json.dumps(result, default=str, ensure_ascii=False, indent=2))

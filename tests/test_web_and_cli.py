@@ -72,3 +72,20 @@ def test_json_logs_carry_the_call_id():
         configure_logging("console")
     assert line["call_id"] == "1795313795.0"
     assert line["department"] == "社会保险" and line["level"] == "info"
+
+
+def test_cli_route_and_eval_work_without_a_database(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOTLINE_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    assert main(["route", "喂，你好，我想问一下那个公基金怎么提取"]) == 0
+    decision = json.loads(capsys.readouterr().out)
+    assert decision["department"] == "housing_fund" and decision["action"] in ("route", "confirm")
+
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(
+        json.dumps({"text": "我要转人工", "intent": "general"}, ensure_ascii=False) + "\n"
+        + json.dumps({"text": "营业直照怎么办", "intent": "enterprise"}, ensure_ascii=False) + "\n",
+        encoding="utf-8")
+    assert main(["asr", "eval", str(manifest), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert len(lines) == 2
+    assert lines[0]["input"]["text"] == "我要转人工"

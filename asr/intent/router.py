@@ -1,0 +1,432 @@
+"""The intent router: transcript → department, knowledge item, confidence and
+the menu's reaction. Pure (no I/O): give it the text and a :class:`Knowledge`.
+
+Order of decisions:
+1. an operator request ("人工", "转人工", "找人", "0", ...) → operator, always;
+2. a key said or typed ("按3", "选三", a lone "3") → that key of the keypad menu;
+3. speech: department terms found by characters, toneless pinyin, fuzzy pinyin,
+   or with one syllable dropped/added/changed; departments scored (see
+   :mod:`asr.intent.thresholds`); the best item of the chosen department;
+   self-service topics (hours, address, progress) pick the self-service item;
+4. nothing placed: re-prompt, then keypad ("三号" alone is used here as a key).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from asr.intent import thresholds as T
+from asr.intent.decision import Action, Decision, Match
+from asr.intent.index import Knowledge, Term, topics_in
+from asr.intent.text import fuzzy_all, normalize, strip_fillers, syllables
+from asr.intent.vocabulary import (
+    COMMON_SYLLABLES,
+    DIGITS,
+    KEY_SUFFIXES,
+    KEY_VERBS,
+    NAMED_KEYS,
+    NOT_KEY_AFTER,
+    OPERATOR_EXCEPTIONS,
+    OPERATOR_NEGATIONS,
+    TRANSFER_CUES,
+)
+
+
+def _quality(table: dict[int, float], length: int) -> float:
+    best = 0.0
+    for min_len, value in sorted(table.items()):
+        if length >= min_len:
+            best = value
+    return best
+
+
+# ------------------------------------------------------------------ operator
+
+def _operator_term(norm: str, syl: tuple[str, ...], knowledge: Knowledge) -> str | None:
+    text = norm
+    for exception in OPERATOR_EXCEPTIONS:
+        text = text.replace(exception, "_" * len(exception))
+    for word, word_syl in knowledge.operator_terms:
+        n = len(word)
+        for start in range(len(text) - n + 1):
+            chunk = text[start:start + n]
+            if "_" in chunk:
+                continue
+            if chunk != word and tuple(syl[start:start + n]) != word_syl:
+                continue
+            before = text[max(0, start - 3):start]
+            if any(neg in before for neg in OPERATOR_NEGATIONS):
+                continue
+            if chunk != word:
+                # A homophone (人公) must not be part of a real word (老年人公交卡).
+                exact = [m for m in find_matches(norm, knowledge) if m.kind == "exact"]
+                if any(m.start < start + n and start < m.end for m in exact):
+                    continue
+            return word if chunk == word else f"{word}<-{chunk}"
+    return None
+
+
+# ------------------------------------------------------------------ keys
+
+_DIGIT_CLASS = "".join(re.escape(d) for d in DIGITS)
+_EXPLICIT_KEY = re.compile(
+    rf"[{KEY_VERBS}]([{_DIGIT_CLASS}])(?![{_DIGIT_CLASS}]|[{NOT_KEY_AFTER.replace('号', '')}])")
+_SUFFIX_KEY = re.compile(
+    rf"(?<![{_DIGIT_CLASS}十百])([{_DIGIT_CLASS}])(?:{'|'.join(KEY_SUFFIXES)})(?![楼线路院门窗厅口位])")
+
+
+@dataclass(frozen=True)
+class _Key:
+    digit: str
+    explicit: bool
+    heard: str
+
+
+def _key(norm: str, content: str) -> _Key | None:
+    for name, digit in NAMED_KEYS.items():
+        if name in norm:
+            return _Key(digit, True, name)
+    found = _EXPLICIT_KEY.search(norm)
+    if found:
+        return _Key(DIGITS[found.group(1)], True, found.group(0))
+    if len(content) == 1 and content in DIGITS:
+        return _Key(DIGITS[content], True, content)
+    found = _SUFFIX_KEY.search(norm)
+    if found:
+        whole = content == found.group(0)
+        return _Key(DIGITS[found.group(1)], whole, found.group(0))
+    return None
+
+
+# ------------------------------------------------------------------ matching
+
+def _approx_find(pattern: tuple[str, ...], text: tuple[str, ...]) -> tuple[int, int, int]:
+    """Best (edits, start, end) of ``pattern`` against any span of ``text``
+    (semi-global Levenshtein over syllables)."""
+    n = len(text)
+    prev_cost = [0] * (n + 1)
+    prev_start = list(range(n + 1))
+    for i in range(1, len(pattern) + 1):
+        cost = [i] + [0] * n
+        start = [0] + [0] * n
+        p = pattern[i - 1]
+        for j in range(1, n + 1):
+            best, origin = prev_cost[j - 1] + (p != text[j - 1]), prev_start[j - 1]
+            if prev_cost[j] + 1 < best:                 # pattern syllable missing from text
+                best, origin = prev_cost[j] + 1, prev_start[j]
+            if cost[j - 1] + 1 < best:                  # extra syllable in text
+                best, origin = cost[j - 1] + 1, start[j - 1]
+            cost[j], start[j] = best, origin
+        prev_cost, prev_start = cost, start
+    best_j = min(range(n + 1), key=lambda j: (prev_cost[j], -(j - prev_start[j])))
+    return prev_cost[best_j], prev_start[best_j], best_j
+
+
+def _dropped_one(pattern: tuple[str, ...], text: tuple[str, ...]) -> tuple[int, int] | None:
+    """Span of ``pattern`` with one syllable (not the first) missing, if ``text`` holds it."""
+    m = len(pattern) - 1
+    for skip in range(1, len(pattern)):
+        short = pattern[:skip] + pattern[skip + 1:]
+        for i in range(len(text) - m + 1):
+            if text[i:i + m] == short:
+                return i, i + m
+    return None
+
+
+def _inserted_one(pattern: tuple[str, ...], text: tuple[str, ...]) -> tuple[int, int] | None:
+    """Span of ``pattern`` with one extra syllable inside it, if ``text`` holds it."""
+    m = len(pattern) + 1
+    for i in range(len(text) - m + 1):
+        window = text[i:i + m]
+        for extra in range(1, m - 1):
+            if window[:extra] + window[extra + 1:] == pattern:
+                return i, i + m
+    return None
+
+
+def _match(t: Term, content: str, start: int, end: int, kind: str) -> Match:
+    length = len(t.syl)
+    table = {"exact": T.QUALITY_EXACT, "pinyin": T.QUALITY_PINYIN, "fuzzy": T.QUALITY_FUZZY,
+             "approx": T.QUALITY_APPROX}[kind]
+    return Match(term=t.text, heard=content[start:end], kind=kind, quality=_quality(table, length),
+                 start=start, end=end, departments=tuple(sorted(t.departments)), items=tuple(t.items))
+
+
+def find_matches(content: str, knowledge: Knowledge) -> list[Match]:
+    """Terms of the knowledge base heard in ``content`` (normalised, no fillers),
+    the best match per term, overlapping weaker matches removed."""
+    if not content:
+        return []
+    syl = syllables(content)
+    fz = fuzzy_all(syl)
+    n = len(content)
+    best: dict[str, Match] = {}
+    covered: set[int] = set()  # every position heard as some term (all occurrences)
+
+    def keep(m: Match) -> None:
+        if m.kind != "approx":
+            covered.update(range(m.start, m.end))
+        old = best.get(m.term)
+        if old is None or m.quality > old.quality:
+            best[m.term] = m
+
+    for i in range(n):
+        for t in knowledge.by_first_char.get(content[i], ()):
+            if content.startswith(t.text, i):
+                keep(_match(t, content, i, i + len(t.text), "exact"))
+        for t in knowledge.by_first_fuzzy.get(fz[i], ()):
+            m = len(t.fz)
+            if i + m <= n and fz[i:i + m] == t.fz:
+                if content[i:i + m] == t.text:
+                    kind = "exact"
+                elif syl[i:i + m] == t.syl:
+                    kind = "pinyin"
+                else:
+                    kind = "fuzzy"
+                keep(_match(t, content, i, i + m, kind))
+
+    # One syllable dropped, added or changed, for terms of 3+ syllables; on plain
+    # toneless syllables (a fuzzy near-miss *and* a dropped syllable is too loose).
+    present = set(syl)
+    counts: dict[int, int] = {}
+    candidates: dict[int, Term] = {}
+    for s in present:
+        for t in knowledge.by_plain_syllable.get(s, ()):
+            counts[id(t)] = counts.get(id(t), 0) + 1
+            candidates[id(t)] = t
+    for key, t in candidates.items():
+        if t.text in best or t.topic_only:
+            continue
+        if counts[key] < max(2, len(set(t.syl)) - T.APPROX_MAX_EDITS):
+            continue
+        if len(t.syl) == T.APPROX_MIN_SYLLABLES:
+            # Three syllables: only the middle or last one dropped (公积 for 公积金,
+            # 社卡 for 社保卡) or one syllable inserted inside (开个公司 for 开公司); a
+            # changed one, or the first dropped, would leave a word of its own
+            # (公司 from 开公司, 户口 from 上户口).
+            span = _dropped_one(t.syl, syl) or _inserted_one(t.syl, syl)
+            if span is None:
+                continue
+            (start, end), needed = span, 1
+        else:
+            edits, start, end = _approx_find(t.syl, syl)
+            if edits > T.APPROX_MAX_EDITS or end - start < 2:
+                continue
+            needed = T.APPROX_MIN_CONTENT_SYLLABLES
+        wanted = set(t.syl)
+        support = [k for k in range(start, end) if syl[k] in wanted and syl[k] not in COMMON_SYLLABLES]
+        # ...and add something beyond the terms already heard there (取公积金 must
+        # not be "heard" in 公积金公积金 just because 公积金 was).
+        if len(support) >= needed and any(k not in covered for k in support):
+            keep(_match(t, content, start, end, "approx"))
+
+    exact_spans = [(m.start, m.end, m.term) for m in best.values() if m.kind == "exact"]
+    accepted: list[Match] = []
+    for m in sorted(best.values(), key=lambda m: (-m.quality, -(m.end - m.start), m.start)):
+        length = m.end - m.start
+        # Characters heard exactly as one term are not re-read as a homophone of
+        # another (住房 in 住房公积金 is not 租房).
+        if m.kind != "exact" and any(s <= m.start and m.end <= e and t != m.term for s, e, t in exact_spans):
+            continue
+        # Two readings of the same characters for different departments: keep the
+        # better one, unless the weaker is a longer match around it (营执照: 执照
+        # exact, 营业执照 with a dropped 业). Same-department overlaps all stay
+        # (住房公积金 + 公积金提取 in 住房公积金提取): they only help choose the item.
+        overlaps = any(min(m.end, a.end) - max(m.start, a.start) >= length / 2
+                       and m.departments and a.departments
+                       and not set(m.departments) & set(a.departments)
+                       and not (m.start <= a.start and a.end <= m.end and length > a.end - a.start)
+                       for a in accepted)
+        if not overlaps:
+            accepted.append(m)
+    accepted.sort(key=lambda m: (m.start, m.end))
+    return accepted
+
+
+# ------------------------------------------------------------------ scoring
+
+def _strong(m: Match) -> bool:
+    """Exact characters, or the same toneless pinyin over 3+ syllables. Anything
+    else (a 2-syllable homophone, a fuzzy or approximate match) can be an accident
+    of where the match starts and ends (认证 heard as 人证 in 要认证)."""
+    return m.kind == "exact" or (m.kind == "pinyin" and m.end - m.start >= 3)
+
+
+def score_departments(matches: list[Match], knowledge: Knowledge) -> list[tuple[str, float]]:
+    """Departments with a positive score, best first (see thresholds)."""
+    miss: dict[str, float] = {}
+    raw: dict[str, float] = {}
+    for m in matches:
+        if not m.departments:
+            continue
+        share = 1.0 / len(m.departments)
+        for dept in m.departments:
+            s = m.quality * share
+            miss[dept] = miss.get(dept, 1.0) * (1.0 - s)
+            raw[dept] = raw.get(dept, 0.0) + s
+    scores = {dept: 1.0 - p for dept, p in miss.items()}
+    strong = {d for m in matches if _strong(m) for d in m.departments}
+    if strong:
+        for dept in scores:
+            if dept not in strong:
+                scores[dept] *= T.WEAK_ONLY_DEMOTION
+    exact = {d for m in matches if m.kind == "exact" for d in m.departments}
+    if any(scores.get(p, 0.0) >= T.ROUTE and p in exact for p in T.PRIORITY_DEPARTMENTS):
+        for dept in scores:
+            if dept not in T.PRIORITY_DEPARTMENTS:
+                scores[dept] *= T.PRIORITY_DEMOTION
+    fallback = knowledge.fallback_department
+    if fallback in scores and any(s >= T.CONFIRM for d, s in scores.items() if d != fallback):
+        scores[fallback] *= T.FALLBACK_DEMOTION
+    order = {code: i for i, code in enumerate(knowledge.departments)}
+    return sorted(scores.items(), key=lambda kv: (-kv[1], -raw[kv[0]], order[kv[0]]))
+
+
+def choose_item(department: str, matches: list[Match], topics: tuple[str, ...], content: str,
+                knowledge: Knowledge) -> tuple[str | None, float, str]:
+    """(item id, score, how) for the chosen department: a specific item whose
+    keywords were heard; else one whose standard question is worded much like
+    the transcript; else, for a self-service topic, the department's self-service
+    item on that topic; else the department's overview item. Only "keywords" and
+    "topic" items are played as self-service answers."""
+    scored: dict[str, float] = {}
+    for m in matches:
+        if not m.departments:
+            continue
+        for item_id in m.items:
+            item = knowledge.items[item_id]
+            if item.department != department or item.overview:
+                continue
+            share = knowledge.item_share.get((department, m.term), 1)
+            s = m.quality / share
+            scored[item_id] = 1.0 - (1.0 - scored.get(item_id, 0.0)) * (1.0 - s)
+    if scored:
+        item_id = max(scored, key=lambda i: (scored[i], knowledge.question_similarity(i, content)))
+        if scored[item_id] >= T.ITEM_MIN:
+            return item_id, scored[item_id], "keywords"
+    similar = [(knowledge.question_similarity(i, content), i) for i in knowledge.specific.get(department, ())]
+    if similar:
+        similarity, item_id = max(similar)
+        if similarity >= T.ITEM_SIMILARITY_MIN and not (topics and knowledge.items[item_id].self_service):
+            return item_id, similarity, "question"
+    if topics:
+        heard = {i for m in matches for i in m.items}
+        candidates = [i for i in knowledge.specific.get(department, ())
+                      if knowledge.items[i].self_service and set(knowledge.item_topics[i]) & set(topics)]
+        if candidates:
+            item_id = max(candidates, key=lambda i: (i in heard, knowledge.question_similarity(i, content)))
+            return item_id, 1.0, "topic"
+    if department in knowledge.overview:
+        item_id = knowledge.overview[department]
+        score = max((m.quality for m in matches if item_id in m.items), default=0.0)
+        return item_id, score, "overview"
+    return None, 0.0, "none"
+
+
+# ------------------------------------------------------------------ route
+
+def _give_up(attempt: int) -> Action:
+    return Action.KEYPAD if attempt >= T.MAX_SPEECH_ATTEMPTS else Action.REPROMPT
+
+
+def _describe(matches: list[Match]) -> str:
+    parts = []
+    for m in matches:
+        parts.append(m.term if m.kind == "exact" else f"{m.term}<-{m.heard}({m.kind})")
+    return ", ".join(parts)
+
+
+def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "main") -> Decision:
+    """Decide what the menu does with one final transcript (or typed text).
+
+    ``attempt`` counts the caller's speech turns (1 for the first answer to the
+    greeting): a low-confidence first attempt re-prompts, a later one goes to
+    the keypad. ``menu`` is the keypad menu a spoken key refers to."""
+    norm = normalize(text)
+    base = dict(text=text, attempt=attempt)
+    fallback = knowledge.fallback_department
+
+    operator = _operator_term(norm, syllables(norm), knowledge)
+    if operator:
+        return Decision(**base, content=norm, action=Action.OPERATOR, department=fallback, item=None,
+                        confidence=1.0, reason=f"operator requested: {operator}")
+
+    content, fillers = strip_fillers(norm)
+    base["fillers"] = tuple(fillers)
+    key = _key(norm, content)
+    if key is not None and key.digit == knowledge.operator_digit:
+        return Decision(**base, content=content, action=Action.OPERATOR, department=fallback, item=None,
+                        confidence=1.0, reason=f"operator key {key.digit} ({key.heard})", key=key.digit)
+    if not content:
+        return Decision(**base, content="", action=_give_up(attempt), department=None, item=None,
+                        confidence=0.0, reason="no words heard" + (" (only fillers)" if fillers else ""),
+                        menu=menu if attempt >= T.MAX_SPEECH_ATTEMPTS else None)
+
+    options = knowledge.keypads.get(menu, {})
+
+    def key_decision(k: _Key, confidence: float) -> Decision | None:
+        target = options.get(k.digit)
+        if target is None:
+            return None
+        if target.startswith("@"):
+            return Decision(**base, content=content, action=Action.KEYPAD, department=None, item=None,
+                            confidence=confidence, reason=f"key {k.digit} ({k.heard}) opens menu {target[1:]}",
+                            key=k.digit, menu=target[1:])
+        return Decision(**base, content=content, action=Action.ROUTE, department=target,
+                        item=knowledge.overview.get(target), confidence=confidence,
+                        reason=f"key {k.digit} ({k.heard}) in menu {menu} -> {target}", key=k.digit)
+
+    if key is not None and key.explicit:
+        decided = key_decision(key, T.KEY_CONFIDENCE)
+        if decided is not None:
+            return decided
+
+    matches = find_matches(content, knowledge)
+    scores = score_departments(matches, knowledge)
+    topics = topics_in(content)
+    transfer = any(cue in content for cue in TRANSFER_CUES)
+    common = dict(base, content=content, matches=tuple(matches), scores=tuple(scores), topics=topics)
+    best, best_score = scores[0] if scores else (None, 0.0)
+    runner_up = scores[1][1] if len(scores) > 1 else 0.0
+    confidence = max(0.0, best_score - T.COMPETITION * runner_up)
+    heard = _describe(matches)
+
+    if best is None or confidence < T.CONFIRM:
+        if key is not None:
+            decided = key_decision(key, T.KEY_WEAK_CONFIDENCE)
+            if decided is not None:
+                return decided
+        if best is None and topics and not transfer:
+            item_id, item_score, how = choose_item(fallback, matches, topics, content, knowledge)
+            item = knowledge.items.get(item_id) if item_id else None
+            if item is not None and item.self_service and how == "topic":
+                return Decision(**common, action=Action.SELF_SERVICE, department=fallback, item=item_id,
+                                confidence=T.TOPIC_ONLY_CONFIDENCE, item_score=item_score,
+                                reason=f"self-service topic {'/'.join(topics)} with no department -> {item_id}")
+        why = (f"no department terms heard" if best is None else
+               f"too unsure: {best} {best_score:.2f} vs {scores[1][0] if len(scores) > 1 else '-'} "
+               f"{runner_up:.2f} ({heard})")
+        return Decision(**common, action=_give_up(attempt), department=None, item=None, confidence=confidence,
+                        reason=why, menu=menu if attempt >= T.MAX_SPEECH_ATTEMPTS else None)
+
+    item_id, item_score, how = choose_item(best, matches, topics, content, knowledge)
+    item = knowledge.items.get(item_id) if item_id else None
+    if confidence >= T.ROUTE:
+        if item is not None and item.self_service and not transfer and how in ("keywords", "topic"):
+            action = Action.SELF_SERVICE
+        else:
+            action = Action.ROUTE
+    else:
+        action = Action.CONFIRM
+    reason = f"{best} {best_score:.2f} ({heard})"
+    if len(scores) > 1:
+        reason += f"; next {scores[1][0]} {runner_up:.2f}"
+    if item_id:
+        reason += f"; item {item_id} by {how}"
+    if topics:
+        reason += f"; topic {'/'.join(topics)}"
+    if transfer:
+        reason += "; transfer asked"
+    return Decision(**common, action=action, department=best, item=item_id, confidence=confidence,
+                    item_score=item_score, reason=reason)

@@ -1,0 +1,66 @@
+"""Every number the intent router decides with, in one place.
+
+Confidence is 0..1. The menu's reaction follows it:
+
+* ``confidence >= ROUTE``   → route to the department's queue, or play the
+  matched item's short answer when it is a self-service item;
+* ``CONFIRM <= confidence < ROUTE`` → confirm: "您是要办理……业务吗？" (yes/no by voice or key);
+* below ``CONFIRM`` (or nothing heard) → re-prompt once; on attempt
+  ``MAX_SPEECH_ATTEMPTS`` the keypad menu instead.
+* "人工"/"转人工"/"找人"/0 at any time → operator (the fallback department), confidence 1.
+
+How a department's score is made: every department term (a keyword of one of its
+knowledge items, or a part of its name in hotline.toml) found in the transcript
+contributes ``quality(kind, length) * specificity`` where specificity is
+1 / (number of departments sharing that term). A department's score is the
+noisy-or of its contributions, ``1 - prod(1 - s)``. The confidence is the best
+score minus ``COMPETITION`` times the runner-up's, so two departments heard
+equally well give a confirmation, not a guess.
+"""
+
+from __future__ import annotations
+
+# --- the menu's reaction
+ROUTE = 0.70
+CONFIRM = 0.40
+MAX_SPEECH_ATTEMPTS = 2          # re-prompt once, then keypad
+
+# --- how much one matched term is worth, by how it matched and its length in
+# syllables: exact characters; the same toneless pinyin (homophones:
+# 公基金 for 公积金); the same "fuzzy" pinyin (zh/z, ch/c, sh/s, n/l, in/ing,
+# en/eng, an/ang: near-misses of an 8 kHz line and regional accents); or one
+# syllable dropped, added or replaced (only for terms of 3+ syllables).
+QUALITY_EXACT = {2: 0.90, 3: 1.0}
+QUALITY_PINYIN = {2: 0.75, 3: 0.88}
+QUALITY_FUZZY = {2: 0.60, 3: 0.85}
+QUALITY_APPROX = {3: 0.55, 4: 0.70}
+APPROX_MIN_SYLLABLES = 3
+APPROX_MAX_EDITS = 1
+# An approximate match must keep at least this many syllables that are not
+# function words ("有没有房" must not match "有没有人").
+APPROX_MIN_CONTENT_SYLLABLES = 2
+
+# --- between departments
+# Weak evidence does not compete with strong: when some department was heard
+# exactly (or by toneless pinyin over 3+ syllables), a department heard only
+# through weak matches (2-syllable homophones, fuzzy or approximate matches) has
+# its score multiplied by this.
+WEAK_ONLY_DEMOTION = 0.5
+COMPETITION = 0.5                # confidence = best - COMPETITION * runner-up
+# A complaint names the department it is about ("投诉公积金中心的工作人员"): when
+# a priority department scores at least ROUTE with an exact-character match, every other department's score
+# is multiplied by PRIORITY_DEMOTION.
+PRIORITY_DEPARTMENTS = ("complaint",)
+PRIORITY_DEMOTION = 0.3
+# The fallback department (综合咨询) owns generic words (政务大厅, 办事大厅): when any
+# other department scores at least CONFIRM, the fallback's score is multiplied by this.
+FALLBACK_DEMOTION = 0.3
+
+# --- knowledge items within the chosen department
+ITEM_MIN = 0.50                  # an item needs this score to be named in the decision
+ITEM_SIMILARITY_MIN = 0.30       # else: Dice of character bigrams with the item's question
+TOPIC_ONLY_CONFIDENCE = 0.75     # "几点上班？" with no department: the general self-service item
+
+# --- keys spoken or typed into the transcript ("按3", "三号")
+KEY_CONFIDENCE = 0.95            # "按三", "选3", or the whole utterance is one digit
+KEY_WEAK_CONFIDENCE = 0.80       # "三号": used only when speech names no department

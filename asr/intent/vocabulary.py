@@ -1,0 +1,61 @@
+"""The menu's own words (not department data: that is the knowledge base and
+hotline.toml). Fillers, operator requests, keypad phrases, and the cues of the
+self-service topics (office hours, address, progress of an application)."""
+
+from __future__ import annotations
+
+# Removed before matching, longest first. Not "额" (额度) nor "这个" (这个月).
+FILLERS = (
+    "我想问一下", "我想咨询一下", "想咨询一下", "我想问问", "我想问下", "想问一下", "请问一下",
+    "咨询一下", "问一下", "麻烦你", "麻烦您", "请问", "你好", "您好", "那个", "就是", "然后",
+    "一下", "谢谢", "喂", "嗯", "啊", "呃", "哦", "噢", "唉", "哎", "呀", "吧", "呢", "嘛", "哈",
+)
+
+# "人工"/"转人工"/"找人"/"0" always reach a person.
+OPERATOR_TERMS = (
+    "转人工", "人工服务", "人工客服", "人工台", "人工", "找人", "真人", "接线员", "话务员",
+    "客服人员",
+)
+# ...unless the caller says the opposite, or the words are part of something else.
+OPERATOR_NEGATIONS = ("不要", "不用", "不需要", "别", "不找")
+OPERATOR_EXCEPTIONS = ("找人社", "人工智能", "人工授精", "人工费")
+
+# Keys said or typed: 按3 / 摁三 / 拨3 / 选三 / 安三 (a homophone of 按 that recognisers
+# write) and 三号 / 三号键; a lone digit is a key too.
+DIGITS = {
+    "0": "0", "零": "0", "〇": "0", "洞": "0",
+    "1": "1", "一": "1", "幺": "1", "2": "2", "二": "2", "两": "2", "3": "3", "三": "3",
+    "4": "4", "四": "4", "5": "5", "五": "5", "6": "6", "六": "6", "7": "7", "七": "7",
+    "8": "8", "八": "8", "9": "9", "九": "9", "*": "*", "#": "#",
+}
+KEY_VERBS = "按摁拨选安暗案点"
+KEY_SUFFIXES = ("号键", "号", "键")
+# After a digit these mean it is not a key ("三号楼", "一下", "五路公交").
+NOT_KEY_AFTER = "十百千万下个些点楼线路层门号位岁年月日天次套"
+NAMED_KEYS = {"星号": "*", "井号": "#"}
+
+# Self-service topics. A keyword made only of these cues (and GENERIC words) is a
+# topic word: it helps choose an item, never a department.
+TOPIC_CUES = {
+    "hours": ("几点", "上班", "下班", "办公时间", "工作时间", "营业时间", "开门", "关门", "周末",
+              "周六", "周日", "星期六", "星期天", "礼拜天", "午休", "中午休息", "开不开"),
+    "address": ("地址", "在哪", "哪里", "哪儿", "怎么走", "怎么去", "位置", "什么地方", "几路车",
+                "坐几路", "哪条路"),
+    "progress": ("进度", "办到哪", "办好了没", "办好没", "好了没有", "审核到哪", "到哪一步",
+                 "什么时候能拿", "什么时候拿证", "什么时候出证", "编号"),
+}
+GENERIC = ("办理", "办件", "查询", "审批", "受理", "怎么", "如何", "可以", "能不能", "需要", "什么",
+           "时间", "中心", "查")
+# Asking to be put through: route, do not play a self-service answer.
+TRANSFER_CUES = ("转接", "转到", "帮我转", "转一下", "接到", "给我转", "转给")
+
+# Toneless syllables of function words and the commonest verbs: an approximate
+# match must rest on more than these.
+COMMON_SYLLABLES = frozenset(
+    "de di le you mei shi bu yi ge zen me na ne zhe wo ni ta men ban yao neng ke hui zai qu lai "
+    "shang xia hao ma ba a jiu dou ye he gen dao guo shei zuo kan xiang wen".split())
+
+# Answers to "您是要办理……吗？". Negative phrases are checked first (不是 contains 是).
+CONFIRM_NO = ("不是", "不对", "不要", "不用", "不需要", "错了", "搞错", "没有", "不办", "否", "不")
+CONFIRM_YES = ("是的", "是", "对的", "对", "没错", "好的", "好", "可以", "行", "嗯嗯", "要", "办", "确认")
+CONFIRM_KEYS = {"1": True, "2": False}   # "是请按1，不是请按2"

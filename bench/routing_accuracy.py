@@ -1,0 +1,123 @@
+"""Routing accuracy and decision latency of the intent router on the labelled
+Mandarin utterances (text, including recogniser-style errors).
+
+    .venv/bin/python -m bench.routing_accuracy            # report
+    .venv/bin/python -m bench.routing_accuracy --json     # figures as one JSON object
+    .venv/bin/python -m bench.routing_accuracy --min-accuracy 0.95   # exit 1 below it
+
+Sets (tests/data/):
+* utterances.jsonl          the labelled set the router was tuned on (clean / asr_error)
+* utterances_holdout.jsonl  written before any tuning; measured once, then its
+                            failures motivated two knowledge-base fixes
+* utterances_holdout2.jsonl written after that, before those fixes; never tuned on
+
+Latency: every line is routed ``--repeat`` times (after one warm-up pass) and
+the per-decision time is reported as p50/p95, overall and per action. This is
+the router alone (transcript in, decision out); the ASR engineer's bench measures
+end-of-speech → decision with concurrent callers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from asr.intent.evaluate import Report, format_confusion, format_report, percentile, read_manifest, evaluate_lines
+from asr.intent.index import Knowledge
+from asr.intent.router import route
+
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+SETS = (("labelled (tuned on)", "utterances.jsonl"),
+        ("held-out 1", "utterances_holdout.jsonl"),
+        ("held-out 2", "utterances_holdout2.jsonl"))
+
+
+def _latencies(texts: list[str], knowledge: Knowledge, repeat: int) -> dict[str, list[float]]:
+    for text in texts:  # warm-up: pinyin caches, code paths
+        route(text, knowledge)
+    by_action: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        for text in texts:
+            started = time.perf_counter()
+            decision = route(text, knowledge)
+            elapsed = (time.perf_counter() - started) * 1000
+            by_action.setdefault(decision.action.value, []).append(elapsed)
+    return by_action
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--repeat", type=int, default=20, help="timed passes over every line")
+    parser.add_argument("--min-accuracy", type=float, default=None,
+                        help="exit 1 if any part of any set is below this (0..1)")
+    parser.add_argument("--verbose", action="store_true", help="list every misrouted line")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    knowledge = Knowledge.from_files()
+    load_ms = (time.perf_counter() - started) * 1000
+
+    figures: dict[str, object] = {"knowledge": {"items": len(knowledge.items), "terms": len(knowledge.terms),
+                                                "load_ms": round(load_ms, 1)}}
+    failed = False
+    all_texts: list[str] = []
+    text_out = [f"knowledge base: {len(knowledge.items)} items, {len(knowledge.terms)} terms, "
+                f"loaded in {load_ms:.0f} ms", ""]
+    for title, name in SETS:
+        path = DATA / name
+        if not path.exists():
+            continue
+        lines = read_manifest(path, knowledge.departments)
+        report: Report = evaluate_lines(lines, knowledge=knowledge, base_dir=path.parent)
+        summary = report.summary()
+        all_texts.extend(r.transcript for r in report.evaluated)
+        figures[name] = {k: summary[k] for k in ("lines", "correct", "accuracy", "by_kind", "knowledge_item",
+                                                 "actions", "confusion", "wrong_without_confirmation")}
+        parts = [summary["accuracy"], *(k["accuracy"] for k in summary["by_kind"].values())]
+        if args.min_accuracy is not None and any(p is None or p < args.min_accuracy for p in parts):
+            failed = True
+        if args.verbose:
+            text_out.append(format_report(report, title=f"== {title}: {name}", departments=knowledge.departments))
+        else:
+            text_out.append(f"== {title}: {name}")
+            text_out.append(f"accuracy {100 * summary['accuracy']:.1f}% ({summary['correct']}/{summary['lines']}), "
+                            f"wrong without confirmation {summary['wrong_without_confirmation']}")
+            for kind, k in summary["by_kind"].items():
+                text_out.append(f"  {kind:<10} {100 * k['accuracy']:5.1f}% ({k['correct']}/{k['lines']})")
+            kb = summary["knowledge_item"]
+            if kb["lines"]:
+                text_out.append(f"  knowledge item {100 * kb['accuracy']:.1f}% ({kb['correct']}/{kb['lines']})")
+            text_out.append("  actions: " + ", ".join(f"{a} {n}" for a, n in sorted(summary["actions"].items())))
+            text_out.append(format_confusion(summary["confusion"], knowledge.departments))
+            for r in report.evaluated:
+                if not r.correct:
+                    d = r.decision
+                    text_out.append(f"  miss: line {r.line} [{r.kind}] {r.transcript} -> {d.department} "
+                                    f"({d.action.value} {d.confidence:.2f}), expected {r.expected}")
+        text_out.append("")
+
+    by_action = _latencies(all_texts, knowledge, args.repeat)
+    every = [v for values in by_action.values() for v in values]
+    latency = {"decisions": len(every), "p50_ms": percentile(every, 50), "p95_ms": percentile(every, 95),
+               "max_ms": max(every),
+               "by_action": {a: {"n": len(v), "p50_ms": percentile(v, 50), "p95_ms": percentile(v, 95)}
+                             for a, v in sorted(by_action.items())}}
+    figures["latency"] = latency
+    text_out.append(f"routing latency over {len(every)} decisions ({args.repeat} passes): "
+                    f"p50 {latency['p50_ms']:.3f} ms, p95 {latency['p95_ms']:.3f} ms, max {latency['max_ms']:.3f} ms")
+    for action, v in latency["by_action"].items():
+        text_out.append(f"  {action:<13} n={v['n']:<6} p50 {v['p50_ms']:.3f} ms  p95 {v['p95_ms']:.3f} ms")
+
+    if args.json:
+        print(json.dumps(figures, ensure_ascii=False, indent=2, default=float))
+    else:
+        print("\n".join(text_out))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
