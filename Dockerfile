@@ -8,7 +8,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    HOTLINE_CONFIG=/app/config/hotline.toml
+    HOTLINE_CONFIG=/app/config/hotline.toml \
+    HOTLINE_KNOWLEDGE_DIR=/app/config/knowledge
 
 WORKDIR /app
 # .dockerignore keeps out the venv, tests, caches and config/asterisk/secrets.
