@@ -25,7 +25,6 @@ class AsrSettings:
     max_streams: int = 40              # concurrent recognisers; more calls get keys only
     spare_recognizers: int = 8         # idle recognisers kept warm for the next calls
     partial_interval: float = 0.2      # seconds of audio between partial results
-    decode_chunk: float = 0.02         # audio gathered per decoding job (seconds); see the bench
     words: bool = True                 # word timings and confidences in final results
     # Vosk/Kaldi endpointing, written into the model's conf/model.conf overlay.
     # None keeps the model's own value.
@@ -73,8 +72,6 @@ class AsrSettings:
             raise SettingsError("[asr] max_streams must be at least 1")
         if self.spare_recognizers < 0:
             raise SettingsError("[asr] spare_recognizers must be 0 or more")
-        if not 0 <= self.decode_chunk <= 1:
-            raise SettingsError("[asr] decode_chunk must be between 0 and 1 second")
         if not 0.02 <= self.partial_interval <= 5:
             raise SettingsError("[asr] partial_interval must be between 0.02 and 5 seconds")
         if not 0 < self.audiosocket_port < 65536:
