@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, Sequence
 
-def edit_distance(ref: str, hyp: str) -> int:
+
+def edit_distance(ref: Sequence[Any], hyp: Sequence[Any]) -> int:
     """Levenshtein distance between two strings (substitutions, insertions, deletions)."""
     previous = list(range(len(hyp) + 1))
     for i, r in enumerate(ref, 1):

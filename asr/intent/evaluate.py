@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
 
+from asr.engine.scoring import edit_distance
 from asr.intent import thresholds as T
 from asr.intent.decision import Action, Decision
 from asr.intent.index import Knowledge, default_knowledge
@@ -41,17 +42,8 @@ class ManifestError(ValueError):
 
 # ------------------------------------------------------------------ CER
 
-def levenshtein(a: Sequence[Any], b: Sequence[Any]) -> int:
-    """Edit distance (substitutions, insertions, deletions all cost 1)."""
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        current = [i]
-        for j, y in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
+# One edit distance for the whole project: the recogniser's scoring owns it.
+levenshtein = edit_distance
 
 
 def cer(reference: str, hypothesis: str) -> float:
