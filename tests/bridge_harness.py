@@ -76,5 +76,15 @@ async def timeline_detail(pool: asyncpg.Pool, linkedid: str, kind: str) -> list[
     return [json.loads(r["detail"]) for r in rows]
 
 
+async def replay_call(script, settings: Settings, pool: asyncpg.Pool, linkedid: str, emulator=None):
+    """Play one captured call through the bridge until the call has ended and
+    everything about it is in PostgreSQL; returns its call_outcomes row."""
+    async with AmiStandIn([script], emulator=emulator) as server:
+        async with bridge_on(server, settings, pool) as bridge:
+            call = await ended_call(pool, linkedid)
+            await bridge.settle()
+    return call
+
+
 QUEUE_ADD_8006 = {"Action": "QueueAdd", "Queue": "social_security", "Interface": "PJSIP/8006",
                   "Penalty": "0", "Paused": "false", "MemberName": "坐席8006"}

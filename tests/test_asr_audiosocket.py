@@ -6,6 +6,7 @@ the generated Korean audio streamed in 320-byte frames."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -52,6 +53,22 @@ async def server(pool):
     await server.start()
     yield server
     await server.close()
+
+
+@contextlib.asynccontextmanager
+async def keys_only_call(call_id: str | None = None):
+    """A server with no recogniser (keys only) and one client connected to it,
+    as Asterisk's AudioSocket() would connect; yields (server, client, session)."""
+    server = AudioSocketServer(make_settings(), None)
+    await server.start()
+    try:
+        client = AudioSocketClient()
+        session = server.session(client.uuid, call_id=call_id)
+        await client.connect("127.0.0.1", server.port)
+        yield server, client, session
+    finally:
+        await server.close()
+
 
 
 async def collect(session, timeout: float = 30.0) -> list:
@@ -255,12 +272,7 @@ async def test_decoding_that_falls_behind_real_time_fails_the_stream():
 # ----- the owner's controls ----------------------------------------------------
 
 async def test_prompt_playback_is_paced_and_barge_in_stops_it():
-    server = AudioSocketServer(make_settings(), None)
-    await server.start()
-    try:
-        client = AudioSocketClient()
-        session = server.session(client.uuid)
-        await client.connect("127.0.0.1", server.port)
+    async with keys_only_call() as (server, client, session):
         assert await session.wait_connected(5)
         assert (await session.next_event(1)).reason == "unavailable"   # no model: keys only
         loop = asyncio.get_running_loop()
@@ -274,17 +286,10 @@ async def test_prompt_playback_is_paced_and_barge_in_stops_it():
         await client.send_dtmf("1")                                    # barge-in by key
         assert await asyncio.wait_for(playing, 1) is False
         assert isinstance(await session.next_event(1), Dtmf)
-    finally:
-        await server.close()
 
 
 async def test_hangup_frame_and_close_end_the_session_but_not_the_call():
-    server = AudioSocketServer(make_settings(), None)
-    await server.start()
-    try:
-        client = AudioSocketClient()
-        session = server.session(client.uuid)
-        await client.connect("127.0.0.1", server.port)
+    async with keys_only_call() as (server, client, session):
         await session.wait_connected(5)
         await session.hangup()
         assert any(f.kind is Kind.HANGUP for f in client.received) or await _wait_hangup(client)
@@ -299,8 +304,6 @@ async def test_hangup_frame_and_close_end_the_session_but_not_the_call():
         await asyncio.wait_for(client.closed_by_server.wait(), 2)
         events = await collect(session)
         assert events[-1] == Ended("closed") and not events[-1].caller_gone
-    finally:
-        await server.close()
 
 
 async def _wait_hangup(client) -> bool:
@@ -319,12 +322,7 @@ async def _wait_hangup(client) -> bool:
     (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "unknown frame kind 0x47"),
 ])
 async def test_broken_input_ends_the_session_and_tells_the_owner(garbage, detail, caplog):
-    server = AudioSocketServer(make_settings(), None)
-    await server.start()
-    try:
-        client = AudioSocketClient()
-        session = server.session(client.uuid, call_id="broken-call")
-        await client.connect("127.0.0.1", server.port)
+    async with keys_only_call("broken-call") as (server, client, session):
         await client.send_audio(silence(0.1), pace=None)
         with caplog.at_level(logging.WARNING):
             await client.send_raw(garbage)
@@ -333,8 +331,6 @@ async def test_broken_input_ends_the_session_and_tells_the_owner(garbage, detail
         assert session.audio_frames_in == 5
         await asyncio.wait_for(client.closed_by_server.wait(), 2)
         assert "asr.audiosocket_protocol_error" in caplog.text and "broken-call" in caplog.text
-    finally:
-        await server.close()
 
 
 async def test_connections_without_a_uuid_frame_are_rejected(caplog):
@@ -369,14 +365,7 @@ async def test_unclaimed_connection_is_closed():
 
 
 async def test_error_frame_from_asterisk():
-    server = AudioSocketServer(make_settings(), None)
-    await server.start()
-    try:
-        client = AudioSocketClient()
-        session = server.session(client.uuid)
-        await client.connect("127.0.0.1", server.port)
+    async with keys_only_call() as (server, client, session):
         await client.send_raw(encode(Kind.ERROR, b"\x02"))
         events = await collect(session, 5)
         assert events[-1] == Ended("error_frame", "frame forwarding")
-    finally:
-        await server.close()

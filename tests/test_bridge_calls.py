@@ -9,6 +9,7 @@ from tests.bridge_harness import (
     bridge_on,
     ended_call,
     install_recordings,
+    replay_call,
     timeline_detail,
     timeline_kinds,
 )
@@ -109,10 +110,7 @@ async def test_repeated_invalid_input_ends_in_general_queue(settings, db):
 async def test_abandoned_call_and_its_header_only_recording(settings, db):
     install_recordings(settings)
     transcript = Transcript.load(ASTERISK_FIXTURES / "call-queue-abandoned.jsonl")
-    async with AmiStandIn([transcript.connection(1)]) as server:
-        async with bridge_on(server, settings, db) as bridge:
-            call = await ended_call(db, ABANDONED_CALL)
-            await bridge.settle()
+    call = await replay_call(transcript.connection(1), settings, db, ABANDONED_CALL)
     assert call["outcome"] == "abandoned"
     assert call["hold_seconds"] == 6 and call["agent_answered_at"] is None
     assert call["department"] == "general"
@@ -125,10 +123,7 @@ async def test_abandoned_call_and_its_header_only_recording(settings, db):
 
 async def test_missing_recording_is_flagged(settings, db):
     transcript = Transcript.load(ASTERISK_FIXTURES / "call-queue-abandoned.jsonl")
-    async with AmiStandIn([transcript.connection(1)]) as server:
-        async with bridge_on(server, settings, db) as bridge:
-            await ended_call(db, ABANDONED_CALL)
-            await bridge.settle()
+    await replay_call(transcript.connection(1), settings, db, ABANDONED_CALL)
     async with db.acquire() as conn:
         recording = await conn.fetchrow("SELECT * FROM recordings WHERE linkedid = $1", ABANDONED_CALL)
     assert recording["status"] == "missing" and recording["sha256"] is None

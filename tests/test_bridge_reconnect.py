@@ -9,6 +9,7 @@ from tests.bridge_harness import (
     ended_call,
     eventually,
     install_recordings,
+    replay_call,
     timeline_kinds,
 )
 from tests.conftest import ASTERISK_FIXTURES
@@ -130,8 +131,5 @@ async def test_garbage_truncated_frame_and_unknown_event_are_logged_and_ignored(
     # Nothing was lost: the same call without the noise gives the same timeline.
     async with db.acquire() as conn:
         await conn.execute("TRUNCATE calls CASCADE")
-    async with AmiStandIn([clean]) as server:
-        async with bridge_on(server, settings, db) as bridge:
-            await ended_call(db, ABANDONED_CALL)
-            await bridge.settle()
+    await replay_call(clean, settings, db, ABANDONED_CALL)
     assert await timeline_kinds(db, ABANDONED_CALL) == noisy_kinds
