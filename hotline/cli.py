@@ -21,13 +21,16 @@ async def _serve(settings: Settings, run_migrations: bool) -> None:
     from hotline.db import create_pool, migrate
     from hotline.web import create_app
     from ivr.bridge import Bridge
+    from ivr.menu.voice_service import VoiceService
 
     pool = await create_pool(settings.database.url, settings.database.pool_min, settings.database.pool_max)
+    voice = None
     try:
         if run_migrations:
             async with pool.acquire() as conn:
                 await migrate(conn)
-        bridge = Bridge(settings, pool)
+        voice = await VoiceService.start(settings, pool)
+        bridge = Bridge(settings, pool, voice.menu if voice else None)
         await bridge.start()
         runner = web.AppRunner(create_app(pool, bridge))
         await runner.setup()
@@ -44,6 +47,8 @@ async def _serve(settings: Settings, run_migrations: bool) -> None:
         await runner.cleanup()
         await bridge.stop()
     finally:
+        if voice is not None:
+            await voice.close()
         await pool.close()
 
 

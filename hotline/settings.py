@@ -11,7 +11,10 @@ import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:  # asr.engine.settings imports SettingsError from here
+    from asr.engine.settings import AsrSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "config" / "hotline.toml"
@@ -50,6 +53,29 @@ class MenuSettings:
     operator_digit: str
     fallback_department: str
     keypads: Mapping[str, KeypadMenu]
+
+
+VOICE_PROMPTS = ("greeting", "reprompt", "confirm", "confirm_again", "transfer", "operator", "followup",
+                 "goodbye", "keypad")
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    """The spoken menu (``[voice]``). It runs when a speech model is loaded
+    (``[asr] model_path``) and ``enabled`` is true; otherwise the keypad menu."""
+
+    enabled: bool
+    # How Asterisk reaches our AudioSocket server (host:port as seen from Asterisk).
+    audiosocket_address: str
+    connect_timeout: float      # Asterisk must connect within this, else keypad menu
+    answer_timeout: float       # seconds of waiting for an answer after a prompt ends
+    listen_grammar: str         # "free" (whole vocabulary) or "knowledge" (the menu's terms)
+    max_answers: int            # self-service answers per call before the goodbye
+    prompt_dir: Path            # recorded prompts <name>.wav (8 kHz mono); else synthesised
+    tts_command: str            # espeak-ng, for prompts without a recording ("" disables)
+    tts_voice: str
+    tts_speed: int
+    prompts: Mapping[str, str]  # name -> text ({department} is filled in)
 
 
 @dataclass(frozen=True)
@@ -105,6 +131,8 @@ class Settings:
     recordings: RecordingSettings
     menu: MenuSettings
     departments: tuple[Department, ...]
+    asr: "AsrSettings"
+    voice: VoiceSettings
     source: Path | None = field(default=None, compare=False)
 
     def department(self, code: str) -> Department:
@@ -138,6 +166,9 @@ _ENV_OVERRIDES: tuple[tuple[str, str, str, type], ...] = (
     ("HOTLINE_LOG_FORMAT", "service", "log_format", str),
     ("HOTLINE_HTTP_PORT", "service", "http_port", int),
     ("HOTLINE_RECORDINGS_DIR", "recordings", "local_dir", str),
+    ("HOTLINE_ASR_MODEL_PATH", "asr", "model_path", str),
+    ("HOTLINE_AUDIOSOCKET_HOST", "asr", "audiosocket_host", str),
+    ("HOTLINE_AUDIOSOCKET_ADDRESS", "voice", "audiosocket_address", str),
 )
 
 
@@ -160,7 +191,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
                 raw.setdefault(section, {})[key] = kind(env[var])
             except ValueError as exc:
                 raise SettingsError(f"{var}={env[var]!r} is not a valid {kind.__name__}") from exc
-    settings = _build(raw)
+    settings = _build(raw, path.parent)
     settings = replace(settings, source=path)
     validate(settings)
     return settings
@@ -177,7 +208,37 @@ def _section(raw: Mapping[str, Any], name: str, cls: type) -> Any:
     return cls(**{f: values[f] for f in wanted})
 
 
-def _build(raw: Mapping[str, Any]) -> Settings:
+_VOICE_DEFAULTS: dict[str, Any] = {
+    "enabled": True, "audiosocket_address": "127.0.0.1:9092", "connect_timeout": 3.0,
+    "answer_timeout": 8.0, "listen_grammar": "free", "max_answers": 3, "prompt_dir": "prompts",
+    "tts_command": "espeak-ng", "tts_voice": "cmn", "tts_speed": 165,
+}
+
+
+def _voice(raw: Mapping[str, Any] | None, config_dir: Path) -> VoiceSettings:
+    values = dict(raw or {})
+    prompts = dict(values.pop("prompts", None) or {})
+    unknown = sorted(set(values) - set(_VOICE_DEFAULTS))
+    if unknown:
+        raise SettingsError(f"[voice] has unknown setting(s): {', '.join(unknown)}")
+    merged = {**_VOICE_DEFAULTS, **values}
+    for name, default in _VOICE_DEFAULTS.items():
+        value = merged[name]
+        kind = type(default)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            merged[name] = value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise SettingsError(f"[voice] {name} must be a {kind.__name__}")
+    missing = [name for name in VOICE_PROMPTS if not str(prompts.get(name, "")).strip()]
+    if missing:
+        raise SettingsError(f"[voice.prompts] is missing {', '.join(missing)}")
+    prompt_dir = Path(merged["prompt_dir"])
+    merged["prompt_dir"] = prompt_dir if prompt_dir.is_absolute() else config_dir / prompt_dir
+    return VoiceSettings(**merged, prompts=prompts)
+
+
+def _build(raw: Mapping[str, Any], config_dir: Path) -> Settings:
+    from asr.engine.settings import AsrSettings  # here: it imports this module
     menu_raw = dict(raw.get("menu") or {})
     keypads_raw = menu_raw.pop("keypad", None) or {}
     keypads = {
@@ -206,6 +267,8 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         recordings=_section(raw, "recordings", RecordingSettings),
         menu=menu,
         departments=tuple(departments),
+        asr=AsrSettings.from_mapping(raw.get("asr"), base=config_dir),
+        voice=_voice(raw.get("voice"), config_dir),
     )
 
 
@@ -245,5 +308,11 @@ def validate(settings: Settings) -> None:
                     raise SettingsError(f"menu.keypad.{keypad.name}: {digit} opens unknown menu {target}")
             elif target not in codes:
                 raise SettingsError(f"menu.keypad.{keypad.name}: {digit} names unknown department {target!r}")
+    voice = settings.voice
+    if voice.listen_grammar not in ("free", "knowledge"):
+        raise SettingsError("voice.listen_grammar must be 'free' or 'knowledge'")
+    host, sep, port = voice.audiosocket_address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise SettingsError(f"voice.audiosocket_address {voice.audiosocket_address!r} is not host:port")
     if settings.service.log_format not in ("console", "json"):
         raise SettingsError("service.log_format must be 'console' or 'json'")

@@ -95,6 +95,17 @@ class CallSession:
         except asyncio.TimeoutError:
             return None
 
+    def next_event_nowait(self) -> SessionEvent | None:
+        """The next event if one is waiting, else None."""
+        try:
+            return self._events.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    def put_back(self, event: SessionEvent) -> None:
+        """Return an event taken with :meth:`next_event_nowait` (to the end of the queue)."""
+        self._events.put_nowait(event)
+
     async def set_grammar(self, phrases: Sequence[str] | None) -> None:
         """Restrict recognition to these phrases from now on (None: free speech).
         An utterance in progress is dropped."""

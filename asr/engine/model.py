@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from asr.engine.overlay import changed_options, make_overlay, wanted_options
-from asr.engine.settings import AsrSettings
+from asr.engine.settings import AsrSettings, checksum_file
 from hotline.logs import get_logger
-from hotline.settings import REPO_ROOT
 
 log = get_logger(__name__)
 
@@ -104,8 +103,7 @@ def load_model(settings: AsrSettings) -> SpeechModel:
     key = (str(folder.resolve()), tuple(sorted(wanted.items())))
     with _cache_lock:
         if settings.model_checksums:
-            sums = Path(settings.model_checksums)
-            sums = sums if sums.is_absolute() else REPO_ROOT / sums
+            sums = checksum_file(settings.model_checksums)
             if (folder, sums) not in _verified:
                 verify_checksums(folder, sums)
                 _verified.add((folder, sums))

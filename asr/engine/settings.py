@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, Mapping
 
 from hotline.settings import SettingsError
@@ -18,7 +19,8 @@ class AsrSettings:
     # Folder of an unpacked Vosk model. Empty: speech recognition is off and the
     # menu uses the keypad only. Never downloaded at run time.
     model_path: str = ""
-    # Optional sha256sum file (paths relative to the model folder) checked at start-up.
+    # Optional sha256sum file (paths relative to the model folder) checked at start-up;
+    # a bare file name is looked up among the checksums shipped in asr/engine/checksums.
     model_checksums: str = ""
     sample_rate: int = 8000            # AudioSocket kind 0x10 is 8 kHz signed linear
     workers: int = 0                   # decoding threads (vosk releases the GIL); 0: one per core
@@ -47,9 +49,10 @@ class AsrSettings:
     max_frame_payload: int = 4096      # larger length fields are treated as garbage
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | None) -> "AsrSettings":
+    def from_mapping(cls, data: Mapping[str, Any] | None, base: Path | None = None) -> "AsrSettings":
         """Build from the raw ``[asr]`` table; unknown keys and wrong types raise
-        :class:`SettingsError` naming the key."""
+        :class:`SettingsError` naming the key. Relative paths are taken from
+        ``base`` (the settings file's folder)."""
         data = dict(data or {})
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
@@ -58,6 +61,10 @@ class AsrSettings:
         values: dict[str, Any] = {}
         for name, value in data.items():
             values[name] = _coerce(name, value, getattr(cls, name))
+        if base is not None and values.get("model_path") and not Path(values["model_path"]).is_absolute():
+            values["model_path"] = str(base / values["model_path"])
+        if values.get("model_checksums"):
+            values["model_checksums"] = str(checksum_file(values["model_checksums"], base))
         settings = cls(**values)
         settings.validate()
         return settings
@@ -100,6 +107,21 @@ class AsrSettings:
         return self.sample_rate * 2 // 50
 
 
+
+
+SHIPPED_CHECKSUMS = Path(__file__).resolve().parent / "checksums"
+
+
+def checksum_file(name: str, base: Path | None = None) -> Path:
+    """Where a ``model_checksums`` value points: an absolute path, a file shipped
+    in asr/engine/checksums (a bare name), or a path relative to ``base``."""
+    path = Path(name)
+    if path.is_absolute():
+        return path
+    shipped = SHIPPED_CHECKSUMS / path.name
+    if path.name == name and shipped.exists():
+        return shipped
+    return (base or Path.cwd()) / path
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:

@@ -11,14 +11,17 @@ from pypinyin import lazy_pinyin
 
 from asr.intent.vocabulary import FILLERS
 
-_KEEP = re.compile(r"[^0-9a-z*#\u3400-\u4dbf\u4e00-\u9fff]+")
+# Everything but letters and digits of any script, * and # (\w without "_").
+_DROP = re.compile(r"[^\w*#]+|_+")
 
 
 def normalize(text: str) -> str:
-    """Full-width → half-width, lower case, only CJK characters, ASCII letters,
-    digits, * and # kept (a recogniser's spaces and all punctuation go)."""
+    """Full-width → half-width, lower case; letters and digits (of any script:
+    Han, Latin, Hangul, ...), * and # kept; a recogniser's spaces and all
+    punctuation go. Han characters are also matched by their pinyin; other
+    letters by themselves."""
     text = unicodedata.normalize("NFKC", text or "").lower()
-    return _KEEP.sub("", text)
+    return _DROP.sub("", text)
 
 
 def strip_fillers(text: str) -> tuple[str, list[str]]:

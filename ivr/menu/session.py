@@ -1,8 +1,9 @@
 """The voice menu for one caller: greeting, keypad menu, retries, routing.
 
 Every step is written to the call's timeline, so a supervisor can see why a call
-went where it went. Speech recognition plugs in through :class:`IntentListener`
-(the next step of the project); without one the menu is keypad only.
+went where it went. Speech plugs in through :class:`IntentListener` (the spoken
+menu, :mod:`ivr.menu.voice`), which talks with the caller first; without one, or
+when it cannot start, the menu is keypad only.
 
 Routing: a department queue is entered with ``EXEC Queue <queue>`` inside the
 AGI session (as captured from Asterisk 22); the fallback department is reached
@@ -14,12 +15,15 @@ is unreachable.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from hotline.logs import get_logger
 from hotline.settings import Department, Settings
 from ivr.menu.async_agi import AgiCommandError, AgiHangup, AsyncAgiChannel
 from ivr.menu.keypad import MenuPosition, OpenMenu, Retry, Route, decide
+
+if TYPE_CHECKING:
+    from ivr.menu.voice import VoiceOutcome
 
 log = get_logger(__name__)
 
@@ -28,10 +32,9 @@ ALL_KEYS = "0123456789*#"
 
 
 class IntentListener(Protocol):
-    """What speech recognition will provide: listen to the caller and return a
-    department code, or None to fall back to the keypad."""
+    """The spoken menu: greets the caller, listens, and says how to go on."""
 
-    async def listen(self, agi: AsyncAgiChannel, record: Record) -> str | None: ...
+    async def listen(self, agi: AsyncAgiChannel, record: Record) -> "VoiceOutcome": ...
 
 
 class MenuSession:
@@ -46,21 +49,34 @@ class MenuSession:
     async def run(self) -> None:
         menu = self.settings.menu
         try:
+            if self.listener is not None and await self._spoken_menu():
+                return
             self.record("menu.greeting", {"prompt": menu.greeting})
             greeting = await self.agi.command(f'STREAM FILE {menu.greeting} "{ALL_KEYS}"')
-            key = greeting.digits()
-            if not key and self.listener is not None:
-                department = await self.listener.listen(self.agi, self.record)
-                if department:
-                    await self._route(Route(department, "speech"))
-                    return
-            await self._keypad(key)
+            await self._keypad(greeting.digits())
         except AgiHangup as exc:
             self.record("menu.caller_left", {"detail": str(exc)})
         except (AgiCommandError, asyncio.TimeoutError) as exc:
             log.error("menu failed; sending the caller to the fallback queue", error=repr(exc))
             self.record("menu.failed", {"error": str(exc)})
             await self._fallback_after_error()
+
+    async def _spoken_menu(self) -> bool:
+        """Run the spoken menu; True when it settled the call, False when the
+        keypad menu should start with its own greeting."""
+        assert self.listener is not None
+        outcome = await self.listener.listen(self.agi, self.record)
+        if outcome.action == "route" and outcome.department:
+            await self._route(Route(outcome.department, "key" if outcome.key else "speech"))
+            return True
+        if outcome.action == "resolved":
+            self.record("menu.resolved", {"reason": outcome.reason})
+            await self.agi.command("HANGUP")
+            return True
+        if outcome.action == "keypad":
+            await self._keypad(outcome.key)
+            return True
+        return False
 
     async def _keypad(self, key: str) -> None:
         menu = self.settings.menu
