@@ -65,7 +65,8 @@ class VoiceSettings:
     (``[asr] model_path``) and ``enabled`` is true; otherwise the keypad menu."""
 
     enabled: bool
-    # How Asterisk reaches our AudioSocket server (host:port as seen from Asterisk).
+    # How Asterisk reaches our AudioSocket server (host:port as seen from Asterisk);
+    # empty: the server's own [asr] audiosocket_host and bound port (one host).
     audiosocket_address: str
     connect_timeout: float      # Asterisk must connect within this, else keypad menu
     answer_timeout: float       # seconds of waiting for an answer after a prompt ends
@@ -312,7 +313,7 @@ def validate(settings: Settings) -> None:
     if voice.listen_grammar not in ("free", "knowledge"):
         raise SettingsError("voice.listen_grammar must be 'free' or 'knowledge'")
     host, sep, port = voice.audiosocket_address.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    if voice.audiosocket_address and (not sep or not host or not port.isdigit()):
         raise SettingsError(f"voice.audiosocket_address {voice.audiosocket_address!r} is not host:port")
     if settings.service.log_format not in ("console", "json"):
         raise SettingsError("service.log_format must be 'console' or 'json'")

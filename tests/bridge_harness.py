@@ -26,8 +26,9 @@ def install_recordings(settings: Settings) -> Path:
 
 
 @asynccontextmanager
-async def bridge_on(server: AmiStandIn, settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Bridge]:
-    bridge = Bridge(settings.with_overrides(ami={"port": server.port}), pool)
+async def bridge_on(server: AmiStandIn, settings: Settings, pool: asyncpg.Pool,
+                    listener=None) -> AsyncIterator[Bridge]:
+    bridge = Bridge(settings.with_overrides(ami={"port": server.port}), pool, listener)
     await bridge.start()
     try:
         await bridge.ami.wait_logged_in(timeout=5)

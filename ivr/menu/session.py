@@ -76,7 +76,7 @@ class MenuSession:
         if outcome.action == "keypad":
             await self._keypad(outcome.key)
             return True
-        return False
+        return outcome.action == "gone"
 
     async def _keypad(self, key: str) -> None:
         menu = self.settings.menu

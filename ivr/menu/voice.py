@@ -59,7 +59,8 @@ class VoiceOutcome:
     ``action``: ``route`` (queue the caller at ``department``), ``keypad`` (the
     keypad menu, with ``key`` already pressed if not empty), ``resolved`` (a
     self-service answer was enough: say goodbye and end the call), ``unavailable``
-    (speech could not start: the keypad menu with its greeting)."""
+    (speech could not start: the keypad menu with its greeting), ``gone`` (the
+    AGI session has ended: nothing more to do here)."""
 
     action: str
     department: str | None = None
@@ -92,6 +93,12 @@ class VoiceMenu:
         self.confirm_grammar = (sorted(set(CONFIRM_YES) | set(CONFIRM_NO)) + ["[unk]"]
                                 if self.question_grammar is not None else None)
         self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def audiosocket_address(self) -> str:
+        """host:port for Asterisk's AudioSocket(): configured, or our own listening socket."""
+        return (self.settings.voice.audiosocket_address
+                or f"{self.settings.asr.audiosocket_host}:{self.server.port}")
 
     async def listen(self, agi: AsyncAgiChannel, record: Record) -> VoiceOutcome:
         return await _Dialogue(self, agi, record).run()
@@ -134,10 +141,10 @@ class _Dialogue:
         call_uuid = uuid.uuid4()
         session = self.menu.server.session(call_uuid, call_id=self.agi.linkedid,
                                            grammar=self.menu.question_grammar)
-        command = f"EXEC AudioSocket {call_uuid},{self.voice.audiosocket_address}"
+        command = f"EXEC AudioSocket {call_uuid},{self.menu.audiosocket_address}"
         execution = asyncio.create_task(self.agi.command(command, timeout=24 * 3600))
         self.record("voice.started", {"audiosocket_uuid": str(call_uuid),
-                                      "address": self.voice.audiosocket_address})
+                                      "address": self.menu.audiosocket_address})
         if not await self._connected(session, execution):
             return await self._not_connected(session, execution)
         outcome = VoiceOutcome("keypad", reason="internal error")
@@ -164,23 +171,25 @@ class _Dialogue:
         return waiting.result()
 
     async def _not_connected(self, session: CallSession, execution: asyncio.Task) -> VoiceOutcome:
-        """Asterisk did not reach our AudioSocket server: the keypad menu. If the
-        EXEC failed (result -1), Asterisk may have ended the AGI session; a
-        caller who is really gone shows up as AgiHangup in the next command."""
+        """Asterisk did not reach our AudioSocket server. If the EXEC failed
+        (``200 result=-1``), res_agi has ended the AGI session and the dialplan
+        goes on to the general queue; if it is still trying, the keypad menu's
+        commands queue behind it."""
         await session.close()
-        detail = "no connection within connect_timeout"
         if execution.done():
             exc = execution.exception()
-            detail = f"EXEC AudioSocket ended first: {exc or execution.result().line}"
-            if isinstance(exc, AgiHangup) and self.agi.ended:
-                self.record("voice.failed", {"reason": "audiosocket_unreachable", "detail": detail})
-                raise exc
+            detail = f"EXEC AudioSocket failed: {exc or execution.result().line}"
+            log.error("voice.audiosocket_failed", detail=detail, address=self.menu.audiosocket_address)
+            if isinstance(exc, AgiHangup):
+                self.record("voice.failed", {"reason": "audiosocket_failed", "detail": detail,
+                                             "reaction": "dialplan_fallback"})
+                return VoiceOutcome("gone", reason="AudioSocket failed; AGI ended")
         else:
-            # Asterisk still tries to connect; it gives up on its own and
-            # the EXEC's result is then ignored.
+            detail = f"no connection within {self.voice.connect_timeout} s"
+            log.error("voice.audiosocket_unreachable", detail=detail, address=self.menu.audiosocket_address)
             execution.add_done_callback(lambda t: t.cancelled() or t.exception())
-        log.error("voice.audiosocket_unreachable", detail=detail, address=self.voice.audiosocket_address)
-        self.record("voice.failed", {"reason": "audiosocket_unreachable", "detail": detail})
+        self.record("voice.failed", {"reason": "audiosocket_unreachable", "detail": detail,
+                                     "reaction": "keypad_greeting"})
         return VoiceOutcome("unavailable", reason="audiosocket_unreachable")
 
     async def _leave_audiosocket(self, session: CallSession, execution: asyncio.Task) -> None:

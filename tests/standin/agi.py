@@ -7,7 +7,9 @@ Result lines follow res_agi.c and the captures, e.g. ``200 result=0``,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Awaitable, Iterable
+
+from .audiosocket import AudioSocketCaller
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class AgiOutcome:
     variables: list[tuple[str, str]] = field(default_factory=list)   # VarSet before AGIExecEnd
     ends_agi: bool = False                       # ASYNCAGI BREAK: AsyncAGIEnd follows
     after_end: list[tuple[str, str]] = field(default_factory=list)   # VarSet after AsyncAGIEnd
+    # An application that runs for a while (EXEC AudioSocket): its result line comes later.
+    pending: Awaitable[tuple[str, str | None]] | None = None   # (result line, AGISTATUS if it ends AGI)
 
 
 def parse_args(command: str) -> list[str]:
@@ -64,8 +68,9 @@ class AgiCaller:
     """
 
     def __init__(self, inputs: Iterable[str | Barge | None] = (), hangup_after: int | None = None,
-                 variables: dict | None = None) -> None:
+                 variables: dict | None = None, audiosocket: AudioSocketCaller | None = None) -> None:
         self.inputs = list(inputs)
+        self.audiosocket = audiosocket
         self.hangup_after = hangup_after
         self.variables: dict = variables if variables is not None else {}
         self.executed = 0
@@ -101,8 +106,15 @@ class AgiCaller:
         if verb == "GET VARIABLE" and len(args) >= 3:
             value = self._lookup(channel, args[2])
             return AgiOutcome("200 result=0" if value is None else f"200 result=1 ({value})")
+        if words[:2] == ["EXEC", "AUDIOSOCKET"]:
+            if self.audiosocket is None:   # a test that did not expect speech: nothing listens
+                return AgiOutcome("200 result=-1", "200", "Failure", ends_agi=True,
+                                  after_end=[("AGISTATUS", "FAILURE")])
+            return AgiOutcome("", pending=self.audiosocket.run(args[2] if len(args) > 2 else ""))
         if words[:1] == ["EXEC"]:
             return AgiOutcome("200 result=0")
+        if words[:1] == ["HANGUP"]:
+            return AgiOutcome("200 result=1", ends_agi=True, after_end=[("AGISTATUS", "HANGUP")])
         if words[:1] in (["VERBOSE"], ["NOOP"]):
             return AgiOutcome("200 result=1")
         if verb == "ASYNCAGI BREAK":

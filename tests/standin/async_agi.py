@@ -9,6 +9,7 @@ for that channel on this connection.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Protocol
 from urllib.parse import quote
@@ -40,6 +41,10 @@ class AsyncAgiEmulation:
         self.caller = caller
         self.rng = rng
         self.commands: list[tuple[str, str]] = []
+        # A channel runs its queued commands one at a time: while a long one
+        # (EXEC AudioSocket) runs, later ones wait behind it.
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._waiting: set[asyncio.Task] = set()
 
     def _error(self, action_id: str | None, message: str) -> str:
         # Same layout as every captured "Response: Error" (astman_send_error).
@@ -63,12 +68,51 @@ class AsyncAgiEmulation:
         await ctx.send(self.templates["agi_added"].render(action_id=action_id))
         if state == "agi-ended":
             return  # queued on the channel, but nothing runs it any more
+        lock = self._locks.setdefault(channel, asyncio.Lock())
+        if lock.locked():
+            task = asyncio.create_task(self._execute(lock, ctx, channel, command, command_id))
+            self._waiting.add(task)
+            task.add_done_callback(self._waiting.discard)
+            return
+        await self._execute(lock, ctx, channel, command, command_id)
+
+    async def _execute(self, lock: asyncio.Lock, ctx: AgiContext, channel: str, command: str,
+                       command_id: str | None) -> None:
+        await lock.acquire()
+        if ctx.channels.state(channel) == "agi-ended":
+            lock.release()
+            return
         self.commands.append((channel, command))
         outcome = self.caller.execute(channel, command)
         block = ctx.channels.agi_blocks[channel]
         exec_id = str(self.rng.randint(1, 2**31 - 1))
         await ctx.send(self.templates["agi_exec_start"].render(
             {"CommandId": exec_id, "Command": command}, block=block))
+        if outcome.pending is None:
+            try:
+                await self._finish(ctx, channel, block, command, command_id, exec_id, outcome)
+            finally:
+                lock.release()
+            return
+        task = asyncio.create_task(self._finish_later(lock, ctx, channel, block, command, command_id,
+                                                      exec_id, outcome))
+        self._waiting.add(task)
+        task.add_done_callback(self._waiting.discard)
+
+    async def _finish_later(self, lock: asyncio.Lock, ctx: AgiContext, channel: str, block: Items,
+                            command: str, command_id: str | None, exec_id: str, outcome: AgiOutcome) -> None:
+        assert outcome.pending is not None
+        try:
+            line, agi_status = await outcome.pending
+            done = AgiOutcome(line, "200", "Failure" if agi_status else "Success",
+                              ends_agi=agi_status is not None,
+                              after_end=[("AGISTATUS", agi_status)] if agi_status else [])
+            await self._finish(ctx, channel, block, command, command_id, exec_id, done)
+        finally:
+            lock.release()
+
+    async def _finish(self, ctx: AgiContext, channel: str, block: Items, command: str,
+                      command_id: str | None, exec_id: str, outcome: AgiOutcome) -> None:
         await ctx.send(self._after_start(block, command, command_id, exec_id, outcome))
         if outcome.ends_agi:
             ctx.channels.end_agi(channel)

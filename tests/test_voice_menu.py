@@ -1,0 +1,297 @@
+"""The spoken menu, end to end over the real wire protocols:
+
+captured Asterisk 22 AMI (stand-in) → our bridge → the menu's
+``EXEC AudioSocket`` → the stand-in's AudioSocket caller connects to our real
+AudioSocket server and speaks generated audio in 20 ms frames → real Vosk
+(PyPI's Korean model: the only one on these machines) → the intent router →
+``EXEC Queue`` over AMI, timeline and unplaced questions in a real PostgreSQL.
+
+The router and the menu are the production ones; what is Korean is the test's
+knowledge base (keywords the Korean model can hear) and the audio. The menu
+listens with a grammar of the knowledge base's terms (``listen_grammar =
+"knowledge"``), because the small Korean model cannot follow espeak-ng's Korean
+in free speech (tests/data/audio/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from asr.audio import read_pcm, write_wav
+from asr.engine import bundled_test_model_path
+from ivr.menu.voice_service import VoiceService
+from tests.bridge_harness import (QUEUE_ADD_8006, bridge_on, ended_call, eventually, timeline_detail,
+                                  timeline_kinds)
+from tests.conftest import ASTERISK_FIXTURES
+from tests.standin import (AgiCaller, AmiStandIn, AudioSocketCaller, Emulator, HangUp, Press, Quiet, Say,
+                           Transcript)
+
+AUDIO = Path(__file__).parent / "data" / "audio"
+MENU_CALL = "1795313795.0"
+SPEED = 2.0          # the caller's line runs at twice real time (Vosk does not care)
+PROMPT_SECONDS = {"greeting": 3.0}      # the others 0.3 s
+
+
+def audio(name: str) -> bytes:
+    return read_pcm(AUDIO / "clean" / name)
+
+
+def item(code: str, suffix: str, keywords: list[str], **extra) -> dict:
+    return {"id": f"{code}.{suffix}", "question": f"{keywords[0]}?", "answer": f"{keywords[0]} answer",
+            "procedure": [], "materials": [], "keywords": keywords, **extra}
+
+
+ROUTE_KNOWLEDGE = {
+    "social_security": [item("social_security", "pension", ["국민 연금"])],
+    "tax": [item("tax", "filing", ["세금 신고"])],
+    "household": [item("household", "passport", ["여권 발급"], self_service=True)],
+}
+# "국민 연금" heard as two departments' words equally: the menu must ask.
+AMBIGUOUS_KNOWLEDGE = {
+    "social_security": [item("social_security", "pension", ["연금"])],
+    "medical_insurance": [item("medical_insurance", "national", ["국민"])],
+    "tax": [item("tax", "filing", ["세금 신고"])],
+}
+
+
+def write_knowledge(folder: Path, knowledge: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for code, items in knowledge.items():
+        (folder / f"{code}.json").write_text(json.dumps({"department": code, "items": items},
+                                                         ensure_ascii=False), encoding="utf-8")
+    return folder
+
+
+def write_prompts(folder: Path, names) -> Path:
+    """Recorded prompts: a tone each (the real ones are recordings or espeak-ng)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, name in enumerate(names):
+        seconds = PROMPT_SECONDS.get(name, 0.3)
+        freq = 400 + 50 * index
+        samples = [int(3000 * math.sin(2 * math.pi * freq * n / 8000)) for n in range(int(seconds * 8000))]
+        write_wav(folder / f"{name}.wav", struct.pack(f"<{len(samples)}h", *samples))
+    return folder
+
+
+def menu_script():
+    """Capture 2 without the recorder's menu commands; our menu's commands are
+    answered by the emulated caller until the capture's EXEC Queue social_security."""
+    transcript = Transcript.load(ASTERISK_FIXTURES / "call-menu-queue-answered.jsonl")
+    return transcript.connection(1).without_agi(lambda command: not command.startswith("EXEC Queue"))
+
+
+@pytest.fixture
+def voice_settings(settings, tmp_path, monkeypatch):
+    def make(knowledge: dict, **voice):
+        monkeypatch.setenv("HOTLINE_KNOWLEDGE_DIR", str(write_knowledge(tmp_path / "knowledge", knowledge)))
+        prompts = write_prompts(tmp_path / "prompts", settings.voice.prompts)
+        return settings.with_overrides(
+            asr={"model_path": str(bundled_test_model_path()), "model_checksums": "", "workers": 2,
+                 "audiosocket_port": 0},
+            voice={"audiosocket_address": "", "listen_grammar": "knowledge", "prompt_dir": prompts,
+                   "answer_timeout": 2.0, "connect_timeout": 2.0, **voice})
+    return make
+
+
+@asynccontextmanager
+async def voice_call(settings, db, caller: AudioSocketCaller, keys=(), script=None):
+    """One call through the stand-in with the spoken menu running; yields
+    (emulator, bridge) once the call has ended and everything is stored."""
+    voice = await VoiceService.start(settings, db)
+    assert voice is not None
+    emulator = Emulator(agi=AgiCaller(inputs=list(keys), audiosocket=caller))
+    try:
+        async with AmiStandIn([script or menu_script()], emulator=emulator) as server:
+            async with bridge_on(server, settings, db, listener=voice.menu) as bridge:
+                await bridge.ami.request(QUEUE_ADD_8006)
+                yield emulator, bridge, server
+    finally:
+        await voice.close()
+
+
+def agi_commands(emulator) -> list[str]:
+    return [command for _, command in emulator.agi_commands]
+
+
+async def test_caller_says_what_they_need_and_is_queued(voice_settings, db):
+    settings = voice_settings(ROUTE_KNOWLEDGE)
+    caller = AudioSocketCaller([Say(audio("03-gukmin-yeongeum.wav"))], speed=SPEED)
+    async with voice_call(settings, db, caller) as (emulator, bridge, server):
+        call = await ended_call(db, MENU_CALL, timeout=30)
+        await bridge.settle()
+    assert server.unexpected == []
+
+    sent = agi_sent(server)
+    assert sent[0].startswith("EXEC AudioSocket ") and sent[0].endswith(f",127.0.0.1:{voice_port(sent[0])}")
+    assert sent[1:] == ["SET VARIABLE HOTLINE_INTENT social_security", "SET VARIABLE TIMEOUT(absolute) 0",
+                        "EXEC Queue social_security"]
+    assert caller.ended_by == ["hangup_frame"]       # we let go of the caller: 00 00 00
+    greeting = int(PROMPT_SECONDS["greeting"] * 16000)
+    assert len(caller.prompt_audio) >= greeting       # heard the greeting, then the transfer prompt
+
+    heard = await timeline_detail(db, MENU_CALL, "voice.heard")
+    assert len(heard) == 1
+    assert heard[0]["transcripts"] == ["국민 연금"]
+    assert heard[0]["department"] == "social_security" and heard[0]["action"] == "route"
+    assert heard[0]["reaction"] == "routed" and heard[0]["confidence"] >= 0.7
+    assert heard[0]["partials"] and 0 <= heard[0]["decision_ms"] < 1000
+    routed = await timeline_detail(db, MENU_CALL, "menu.routed")
+    assert routed == [{"department": "social_security", "queue": "social_security", "reason": "speech"}]
+    kinds = await timeline_kinds(db, MENU_CALL)
+    assert kinds.index("voice.started") < kinds.index("voice.heard") < kinds.index("voice.ended")
+    assert kinds.index("voice.ended") < kinds.index("menu.routed") < kinds.index("agent.connected")
+    assert "menu.greeting" not in kinds               # the keypad greeting was not needed
+    assert call["outcome"] == "answered" and call["department"] == "social_security"
+
+
+def voice_port(command: str) -> str:
+    return command.rpartition(":")[2]
+
+
+def agi_sent(server) -> list[str]:
+    """Every AGI command our menu sent over AMI (emulated or matched to the capture)."""
+    return [m["Command"] for m in server.received[0] if m.get("Action") == "AGI"]
+
+
+async def test_talking_over_the_greeting_stops_it_and_an_unsure_match_is_confirmed_by_key(voice_settings, db):
+    settings = voice_settings(AMBIGUOUS_KNOWLEDGE)
+    caller = AudioSocketCaller([Quiet(0.4), Say(audio("03-gukmin-yeongeum.wav"), over_prompt=True),
+                                Press("1")], speed=SPEED)
+    async with voice_call(settings, db, caller) as (emulator, bridge, server):
+        call = await ended_call(db, MENU_CALL, timeout=30)
+        await bridge.settle()
+
+    # The greeting (3 s) was cut short by the caller's voice.
+    greeting_bytes = int(PROMPT_SECONDS["greeting"] * 16000)
+    heard_before_confirming = caller.prompt_bytes_at_turn[2]
+    assert heard_before_confirming < greeting_bytes
+    heard = await timeline_detail(db, MENU_CALL, "voice.heard")
+    assert [h["action"] for h in heard] == ["confirm"]
+    assert heard[0]["department"] == "social_security" and 0.4 <= heard[0]["confidence"] < 0.7
+    assert heard[0]["runner_up"]["department"] == "medical_insurance"
+    assert heard[0]["reaction"] == "confirmed_yes"
+    confirm = await timeline_detail(db, MENU_CALL, "voice.confirm")
+    assert confirm == [{"department": "social_security", "transcript": None, "key": "1", "answer": "yes",
+                        "turn": 1}]
+    assert "EXEC Queue social_security" in agi_sent(server)
+    assert call["department"] == "social_security"
+
+
+async def test_unplaced_speech_is_reprompted_kept_for_editors_then_the_keypad(voice_settings, db):
+    """혼인 신고 (marriage registration) is in nobody's keywords: the menu asks
+    once more, the caller says it again, and the keypad menu takes over. What
+    was heard is kept for the knowledge-base editors."""
+    settings = voice_settings(ROUTE_KNOWLEDGE)
+    phrase = audio("09-honin-singo.wav")
+    caller = AudioSocketCaller([Say(phrase), Say(phrase)], speed=SPEED)
+    async with voice_call(settings, db, caller, keys=["3"]) as (emulator, bridge, server):
+        call = await ended_call(db, MENU_CALL, timeout=30)
+        await bridge.settle()
+
+    heard = await timeline_detail(db, MENU_CALL, "voice.heard")
+    assert [(h["action"], h["reaction"]) for h in heard] == [("reprompt", "reprompted"), ("keypad", "keypad")]
+    assert all(h["department"] is None and h["confidence"] < 0.4 for h in heard)
+    transcripts = [h["transcripts"][0] for h in heard if h["transcripts"] and h["transcripts"][0]]
+    assert transcripts, "the recogniser heard words the router could not place"
+    sent = agi_sent(server)
+    assert sent[1] == "GET DATA hotline/menu-main 5000 1"     # straight on to the keypad menu
+    assert (await timeline_detail(db, MENU_CALL, "menu.key"))[0]["key"] == "3"
+    assert call["department"] == "social_security"
+
+    async def stored():
+        async with db.acquire() as conn:
+            rows = await conn.fetch("SELECT text, linkedid, decision FROM unplaced_questions ORDER BY id")
+        return rows if len(rows) == len(transcripts) else None
+    rows = await eventually(stored, 5, "the unplaced questions to be stored")
+    assert [r["text"] for r in rows] == transcripts
+    assert {r["linkedid"] for r in rows} == {MENU_CALL}
+    assert json.loads(rows[0]["decision"])["action"] == "reprompt"
+
+
+async def test_a_key_during_the_spoken_menu_goes_to_the_keypad_menu(voice_settings, db):
+    settings = voice_settings(ROUTE_KNOWLEDGE)
+    caller = AudioSocketCaller([Press("3", over_prompt=True)], speed=SPEED)
+    async with voice_call(settings, db, caller) as (emulator, bridge, server):
+        call = await ended_call(db, MENU_CALL, timeout=30)
+        await bridge.settle()
+    keys = await timeline_detail(db, MENU_CALL, "voice.key")
+    assert keys == [{"key": "3", "reaction": "keypad"}]
+    menu_keys = await timeline_detail(db, MENU_CALL, "menu.key")
+    assert menu_keys == [{"menu": "main", "key": "3", "decision": "route"}]
+    assert agi_commands(emulator)[1:3] == ["SET VARIABLE HOTLINE_INTENT social_security",
+                                           "SET VARIABLE TIMEOUT(absolute) 0"]
+    assert call["department"] == "social_security"
+
+
+async def test_no_recogniser_free_means_the_keypad_menu_with_its_greeting(voice_settings, db):
+    settings = voice_settings(ROUTE_KNOWLEDGE)
+    settings = settings.with_overrides(asr={"max_streams": 1})
+    voice = await VoiceService.start(settings, db)
+    busy = await voice.pool.open_stream("another-call")      # the only recogniser is taken
+    try:
+        caller = AudioSocketCaller([], speed=SPEED)
+        emulator = Emulator(agi=AgiCaller(inputs=["3"], audiosocket=caller))
+        async with AmiStandIn([menu_script()], emulator=emulator) as server:
+            async with bridge_on(server, settings, db, listener=voice.menu) as bridge:
+                await bridge.ami.request(QUEUE_ADD_8006)
+                call = await ended_call(db, MENU_CALL, timeout=30)
+                await bridge.settle()
+    finally:
+        await busy.close()
+        await voice.close()
+    failed = await timeline_detail(db, MENU_CALL, "voice.failed")
+    assert failed == [{"reason": "unavailable", "reaction": "keypad_greeting"}]
+    commands = agi_commands(emulator)
+    assert commands[1].startswith("STREAM FILE hotline/welcome")
+    assert call["department"] == "social_security"
+
+
+async def test_audiosocket_that_cannot_connect_leaves_the_caller_to_the_dialplan(voice_settings, db, caplog):
+    """Asterisk cannot reach our AudioSocket server: AudioSocket() fails with -1,
+    res_agi ends the AGI session after a failed command (AGISTATUS=FAILURE) and
+    the dialplan's next step, the general queue, takes the caller. The menu must
+    log it, record it, and send nothing more on a session that is over."""
+    settings = voice_settings(ROUTE_KNOWLEDGE)
+    caller = AudioSocketCaller([], refuse=True)
+    voice = await VoiceService.start(settings, db)
+    emulator = Emulator(agi=AgiCaller(inputs=[], audiosocket=caller))
+    try:
+        async with AmiStandIn([menu_script()], emulator=emulator) as server:
+            async with bridge_on(server, settings, db, listener=voice.menu) as bridge:
+                await bridge.ami.request(QUEUE_ADD_8006)
+
+                async def failed():
+                    return await timeline_detail(db, MENU_CALL, "voice.failed")
+                rows = await eventually(failed, 30, "the failure to be recorded")
+                await bridge.settle()
+    finally:
+        await voice.close()
+    assert rows[0]["reason"] == "audiosocket_failed" and rows[0]["reaction"] == "dialplan_fallback"
+    assert "voice.audiosocket_failed" in caplog.text
+    assert len(agi_sent(server)) == 1 and agi_sent(server)[0].startswith("EXEC AudioSocket")
+    assert "menu.caller_left" not in await timeline_kinds(db, MENU_CALL)
+
+
+async def test_caller_hanging_up_mid_sentence_ends_the_menu_quietly(voice_settings, db):
+    settings = voice_settings(ROUTE_KNOWLEDGE)
+    caller = AudioSocketCaller([Say(audio("03-gukmin-yeongeum.wav")[:4000]), HangUp()], speed=SPEED)
+    voice = await VoiceService.start(settings, db)
+    emulator = Emulator(agi=AgiCaller(inputs=[], audiosocket=caller))
+    try:
+        async with AmiStandIn([menu_script()], emulator=emulator) as server:
+            async with bridge_on(server, settings, db, listener=voice.menu) as bridge:
+                await bridge.ami.request(QUEUE_ADD_8006)
+
+                async def left():
+                    return "menu.caller_left" in await timeline_kinds(db, MENU_CALL)
+                await eventually(left, 30, "the menu to see the caller leave")
+    finally:
+        await voice.close()
+    assert caller.ended_by == ["caller"]
+    assert agi_commands(emulator) == [agi_commands(emulator)[0]]   # nothing sent after the EXEC
