@@ -126,6 +126,31 @@ def _asterisk_secrets(settings: Settings, directory: str) -> int:
     return 0
 
 
+def _transcriber(settings: Settings, model: str | None, grammar: str | None):
+    """Recognition for the manifest's audio lines: the configured engine, loaded
+    on the first audio line (a text-only manifest needs no model). A missing
+    model is reported on each audio line, not as a crash."""
+    from dataclasses import replace
+
+    asr_settings = replace(settings.asr, model_path=model, model_checksums="") if model else settings.asr
+    phrases = None
+    if grammar:
+        phrases = [line.strip() for line in Path(grammar).read_text(encoding="utf-8").splitlines() if line.strip()]
+    loaded = []
+
+    def transcribe(path: str) -> str:
+        from asr.engine.model import ModelError
+        from asr.engine.transcribe import FileTranscriber
+
+        if not loaded:
+            if not asr_settings.model_path:
+                raise ModelError("no speech model configured: [asr] model_path, HOTLINE_ASR_MODEL_PATH or --model")
+            loaded.append(FileTranscriber(asr_settings, phrases))
+        return loaded[0](path)
+
+    return transcribe
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotline", description=__doc__)
     parser.add_argument("--config", help="settings file (default: $HOTLINE_CONFIG or config/hotline.toml)")
@@ -146,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("manifest")
     evaluate.add_argument("--json", action="store_true", help="one JSON object per input line")
     evaluate.add_argument("--min-accuracy", type=float, help="exit 1 below this accuracy (0..1)")
+    evaluate.add_argument("--model", help="Vosk model folder for audio lines (default: [asr] model_path)")
+    evaluate.add_argument("--grammar", help="file of phrases, one per line: recognise only these "
+                                            "(as the menu does with listen_grammar = \"knowledge\")")
     knowledge = commands.add_parser("knowledge", help="the knowledge base")
     knowledge_commands = knowledge.add_subparsers(dest="knowledge_command", required=True)
     knowledge_commands.add_parser("seed", help="replace the database's items with config/knowledge/")
@@ -182,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "asr":
         from asr.intent.evaluate import run_eval
 
-        return run_eval(args.manifest, as_json=args.json, min_accuracy=args.min_accuracy)
+        return run_eval(args.manifest, as_json=args.json, min_accuracy=args.min_accuracy,
+                        transcribe=_transcriber(settings, args.model, args.grammar))
     elif args.command == "knowledge":
         result = asyncio.run(_seed_knowledge(settings))
         print(f"knowledge base seeded: {result}")

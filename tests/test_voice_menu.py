@@ -295,3 +295,58 @@ async def test_caller_hanging_up_mid_sentence_ends_the_menu_quietly(voice_settin
         await voice.close()
     assert caller.ended_by == ["caller"]
     assert agi_commands(emulator) == [agi_commands(emulator)[0]]   # nothing sent after the EXEC
+
+
+async def test_recogniser_failing_mid_call_sends_the_caller_to_the_keypad(voice_settings, db):
+    """Vosk raises while the greeting plays: the caller gets the keypad menu, not silence."""
+    from asr.audiosocket import AudioSocketServer
+    from asr.engine import RecognizerPool
+    from asr.engine.recognizer import vosk_recognizer
+    from asr.intent import Knowledge
+    from ivr.menu.prompts import PromptLibrary
+    from ivr.menu.voice import VoiceMenu
+
+    class Failing:                  # fails once given 0.5 s of audio
+        def __init__(self, real):
+            self.real, self.fed = real, 0
+
+        def AcceptWaveform(self, data):
+            self.fed += len(data)
+            if self.fed > 8000:
+                raise RuntimeError("Failed to process waveform")
+            return self.real.AcceptWaveform(data)
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    settings = voice_settings(ROUTE_KNOWLEDGE)
+    pool = await RecognizerPool.start(settings.asr, recognizer_factory=lambda m, r, g: Failing(
+        vosk_recognizer(m, r, g)))
+    server = AudioSocketServer(settings.asr, pool)
+    await server.start()
+    menu = VoiceMenu(settings, server, Knowledge.from_files(None, settings), PromptLibrary(settings.voice))
+    caller = AudioSocketCaller([Say(audio("03-gukmin-yeongeum.wav"))], speed=SPEED)
+    emulator = Emulator(agi=AgiCaller(inputs=["3"], audiosocket=caller))
+    try:
+        async with AmiStandIn([menu_script()], emulator=emulator) as ami:
+            async with bridge_on(ami, settings, db, listener=menu) as bridge:
+                await bridge.ami.request(QUEUE_ADD_8006)
+                call = await ended_call(db, MENU_CALL, timeout=30)
+                await bridge.settle()
+    finally:
+        await server.close()
+        await pool.close()
+    failed = await timeline_detail(db, MENU_CALL, "voice.failed")
+    assert failed == [{"reason": "recognizer_error", "reaction": "keypad"}]
+    assert agi_sent(ami)[1] == "GET DATA hotline/menu-main 5000 1"
+    assert caller.ended_by == ["hangup_frame"]
+    assert call["department"] == "social_security"
+
+
+async def test_without_a_model_the_service_runs_keypad_only(settings, db, tmp_path, caplog):
+    assert await VoiceService.start(settings.with_overrides(asr={"model_path": ""}), db) is None
+    assert "no speech model configured" in caplog.text
+    broken = tmp_path / "model"
+    (broken / "am").mkdir(parents=True)
+    assert await VoiceService.start(settings.with_overrides(asr={"model_path": str(broken)}), db) is None
+    assert "speech model unusable" in caplog.text and str(broken) in caplog.text
