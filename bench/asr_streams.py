@@ -16,7 +16,10 @@ schedule the sender keeps. Printed per round:
 * lag: how far decoding got behind the schedule (worst stream); a stream that
   is more than ``--behind`` seconds behind at any time "falls behind real time";
 * decision latency: from the arrival of the audio in which Vosk's endpoint
-  fired to the moment the final result reaches the call's owner (p50/p95).
+  fired to the intent router's decision in the call's owner (p50/p95). The
+  test model is Korean, so the router is given a Mandarin caller utterance
+  from tests/data/utterances.jsonl in place of each Korean final: the
+  decision costs what a Mandarin one costs.
 
 Designs:
 * ``pool``: this project: asyncio AudioSocket server, one CallSession per call,
@@ -190,10 +193,19 @@ async def serve_pool(args) -> dict:
     latency_recv: list[float] = []
     ended: list[Ended] = []
 
+    from asr.intent import default_knowledge, route
+    knowledge = default_knowledge()
+    utterances = [json.loads(line)["text"] for line in
+                  (AUDIO.parent / "utterances.jsonl").read_text(encoding="utf-8").splitlines()
+                  if line.strip()]
+    decided = [0]
+
     async def own(index: int, session) -> None:
         start = stream_start(t0, index)
         async for event in session:
             if isinstance(event, Final) and event.endpoint:
+                route(utterances[decided[0] % len(utterances)], knowledge)
+                decided[0] += 1
                 now = loop.time()
                 latency_sched.append(now - (start + event.stream_time))
                 latency_recv.append(now - event.received_at)

@@ -50,7 +50,8 @@ def item(code: str, suffix: str, keywords: list[str], **extra) -> dict:
 ROUTE_KNOWLEDGE = {
     "social_security": [item("social_security", "pension", ["국민 연금"])],
     "tax": [item("tax", "filing", ["세금 신고"])],
-    "household": [item("household", "passport", ["여권 발급"], self_service=True)],
+    "household": [item("household", "passport", ["여권 발급"], self_service=True,
+                       answer="办理护照请带身份证到市政务服务中心二楼出入境窗口，十个工作日出证。")],
 }
 # "국민 연금" heard as two departments' words equally: the menu must ask.
 AMBIGUOUS_KNOWLEDGE = {
@@ -100,11 +101,14 @@ def voice_settings(settings, tmp_path, monkeypatch):
 
 
 @asynccontextmanager
-async def voice_call(settings, db, caller: AudioSocketCaller, keys=(), script=None):
-    """One call through the stand-in with the spoken menu running; yields
-    (emulator, bridge) once the call has ended and everything is stored."""
+async def voice_call(settings, db, caller: AudioSocketCaller, keys=(), script=None, before_call=None):
+    """One call through the stand-in with the spoken menu running: yields
+    (emulator, bridge, server) as the call starts (the capture waits for the
+    QueueAdd). ``before_call(voice)`` runs once the service is up."""
     voice = await VoiceService.start(settings, db)
     assert voice is not None
+    if before_call is not None:
+        await before_call(voice)
     emulator = Emulator(agi=AgiCaller(inputs=list(keys), audiosocket=caller))
     try:
         async with AmiStandIn([script or menu_script()], emulator=emulator) as server:
@@ -232,23 +236,17 @@ async def test_a_key_during_the_spoken_menu_goes_to_the_keypad_menu(voice_settin
 async def test_no_recogniser_free_means_the_keypad_menu_with_its_greeting(voice_settings, db):
     settings = voice_settings(ROUTE_KNOWLEDGE)
     settings = settings.with_overrides(asr={"max_streams": 1})
-    voice = await VoiceService.start(settings, db)
-    busy = await voice.pool.open_stream("another-call")      # the only recogniser is taken
-    try:
-        caller = AudioSocketCaller([], speed=SPEED)
-        emulator = Emulator(agi=AgiCaller(inputs=["3"], audiosocket=caller))
-        async with AmiStandIn([menu_script()], emulator=emulator) as server:
-            async with bridge_on(server, settings, db, listener=voice.menu) as bridge:
-                await bridge.ami.request(QUEUE_ADD_8006)
-                call = await ended_call(db, MENU_CALL, timeout=30)
-                await bridge.settle()
-    finally:
-        await busy.close()
-        await voice.close()
+    async def take_the_only_recogniser(voice):
+        await voice.pool.open_stream("another-call")
+
+    caller = AudioSocketCaller([], speed=SPEED)
+    async with voice_call(settings, db, caller, keys=["3"],
+                          before_call=take_the_only_recogniser) as (emulator, bridge, server):
+        call = await ended_call(db, MENU_CALL, timeout=30)
+        await bridge.settle()
     failed = await timeline_detail(db, MENU_CALL, "voice.failed")
     assert failed == [{"reason": "unavailable", "reaction": "keypad_greeting"}]
-    commands = agi_commands(emulator)
-    assert commands[1].startswith("STREAM FILE hotline/welcome")
+    assert agi_sent(server)[1].startswith("STREAM FILE hotline/welcome")
     assert call["department"] == "social_security"
 
 
@@ -259,19 +257,11 @@ async def test_audiosocket_that_cannot_connect_leaves_the_caller_to_the_dialplan
     log it, record it, and send nothing more on a session that is over."""
     settings = voice_settings(ROUTE_KNOWLEDGE)
     caller = AudioSocketCaller([], refuse=True)
-    voice = await VoiceService.start(settings, db)
-    emulator = Emulator(agi=AgiCaller(inputs=[], audiosocket=caller))
-    try:
-        async with AmiStandIn([menu_script()], emulator=emulator) as server:
-            async with bridge_on(server, settings, db, listener=voice.menu) as bridge:
-                await bridge.ami.request(QUEUE_ADD_8006)
-
-                async def failed():
-                    return await timeline_detail(db, MENU_CALL, "voice.failed")
-                rows = await eventually(failed, 30, "the failure to be recorded")
-                await bridge.settle()
-    finally:
-        await voice.close()
+    async with voice_call(settings, db, caller) as (emulator, bridge, server):
+        async def failed():
+            return await timeline_detail(db, MENU_CALL, "voice.failed")
+        rows = await eventually(failed, 30, "the failure to be recorded")
+        await bridge.settle()
     assert rows[0]["reason"] == "audiosocket_failed" and rows[0]["reaction"] == "dialplan_fallback"
     assert "voice.audiosocket_failed" in caplog.text
     assert len(agi_sent(server)) == 1 and agi_sent(server)[0].startswith("EXEC AudioSocket")
@@ -281,18 +271,10 @@ async def test_audiosocket_that_cannot_connect_leaves_the_caller_to_the_dialplan
 async def test_caller_hanging_up_mid_sentence_ends_the_menu_quietly(voice_settings, db):
     settings = voice_settings(ROUTE_KNOWLEDGE)
     caller = AudioSocketCaller([Say(audio("03-gukmin-yeongeum.wav")[:4000]), HangUp()], speed=SPEED)
-    voice = await VoiceService.start(settings, db)
-    emulator = Emulator(agi=AgiCaller(inputs=[], audiosocket=caller))
-    try:
-        async with AmiStandIn([menu_script()], emulator=emulator) as server:
-            async with bridge_on(server, settings, db, listener=voice.menu) as bridge:
-                await bridge.ami.request(QUEUE_ADD_8006)
-
-                async def left():
-                    return "menu.caller_left" in await timeline_kinds(db, MENU_CALL)
-                await eventually(left, 30, "the menu to see the caller leave")
-    finally:
-        await voice.close()
+    async with voice_call(settings, db, caller) as (emulator, bridge, server):
+        async def left():
+            return "menu.caller_left" in await timeline_kinds(db, MENU_CALL)
+        await eventually(left, 30, "the menu to see the caller leave")
     assert caller.ended_by == ["caller"]
     assert agi_commands(emulator) == [agi_commands(emulator)[0]]   # nothing sent after the EXEC
 
@@ -350,3 +332,25 @@ async def test_without_a_model_the_service_runs_keypad_only(settings, db, tmp_pa
     (broken / "am").mkdir(parents=True)
     assert await VoiceService.start(settings.with_overrides(asr={"model_path": str(broken)}), db) is None
     assert "speech model unusable" in caplog.text and str(broken) in caplog.text
+
+
+async def test_a_self_service_answer_that_settles_the_question_ends_the_call(voice_settings, db):
+    """여권 발급 (passport) is a self-service item: the menu speaks its answer
+    (espeak-ng), asks whether there is anything else, hears nothing, says
+    goodbye and hangs up: the call was resolved by the menu."""
+    settings = voice_settings(ROUTE_KNOWLEDGE)
+    caller = AudioSocketCaller([Say(audio("04-yeogwon-balgeup.wav"))], speed=SPEED)
+    async with voice_call(settings, db, caller) as (emulator, bridge, server):
+        async def resolved():
+            return await timeline_detail(db, MENU_CALL, "menu.resolved")
+        await eventually(resolved, 40, "the menu to settle the call")
+        await bridge.settle()
+    heard = await timeline_detail(db, MENU_CALL, "voice.heard")
+    assert heard[0]["action"] == "self_service" and heard[0]["item"] == "household.passport"
+    assert heard[0]["reaction"] == "played_answer"
+    assert heard[1] == {"transcripts": [], "reaction": "goodbye", "after_answer": True}
+    ended = await timeline_detail(db, MENU_CALL, "voice.ended")
+    assert ended[0]["outcome"] == "resolved"
+    assert agi_sent(server)[1:] == ["HANGUP"]
+    answer_seconds = (len(caller.prompt_audio) - caller.prompt_bytes_at_turn[0]) / 16000
+    assert answer_seconds > 3          # the spoken answer, the follow-up and the goodbye
