@@ -82,18 +82,6 @@ async def _calls(settings: Settings, linkedid: str | None, limit: int) -> object
         await conn.close()
 
 
-async def _seed_knowledge(settings: Settings) -> object:
-    import asyncpg
-
-    from asr.knowledge.store import seed_from_files
-
-    conn = await asyncpg.connect(settings.database.url)
-    try:
-        return await seed_from_files(conn)
-    finally:
-        await conn.close()
-
-
 def _asterisk_config(settings: Settings, check: bool) -> int:
     from hotline.asterisk_config import stale_generated, write_generated
 
@@ -174,9 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", help="Vosk model folder for audio lines (default: [asr] model_path)")
     evaluate.add_argument("--grammar", help="file of phrases, one per line: recognise only these "
                                             "(as the menu does with listen_grammar = \"knowledge\")")
-    knowledge = commands.add_parser("knowledge", help="the knowledge base")
-    knowledge_commands = knowledge.add_subparsers(dest="knowledge_command", required=True)
-    knowledge_commands.add_parser("seed", help="replace the database's items with config/knowledge/")
+    from asr.knowledge.commands import add_parser as add_knowledge_parser
+    add_knowledge_parser(commands)
     calls = commands.add_parser("calls", help="recent calls, or one call's timeline")
     calls.add_argument("linkedid", nargs="?")
     calls.add_argument("--limit", type=int, default=20)
@@ -213,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_eval(args.manifest, as_json=args.json, min_accuracy=args.min_accuracy,
                         transcribe=_transcriber(settings, args.model, args.grammar))
     elif args.command == "knowledge":
-        result = asyncio.run(_seed_knowledge(settings))
-        print(f"knowledge base seeded: {result}")
+        from asr.knowledge.commands import run_from_args
+
+        return run_from_args(settings, args)
     elif args.command == "calls":
         result = asyncio.run(_calls(settings, args.linkedid, args.limit))
         print(json.dumps(result, default=str, ensure_ascii=False, indent=2))
