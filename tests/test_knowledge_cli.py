@@ -54,6 +54,7 @@ def test_seed_import_export_and_unplaced(database_url, monkeypatch, capsys, tmp_
     assert "1 changed" in capsys.readouterr().out
 
     assert main(["knowledge", "export", str(tmp_path / "json")]) == 0
+    assert capsys.readouterr().out.startswith(f"exported {len(rows)} items")
     exported = json.loads((tmp_path / "json" / f"{rows[0]['department']}.json").read_text(encoding="utf-8"))
     assert any(item["answer"] == "新的答复" for item in exported["items"])
 
