@@ -688,3 +688,20 @@ def test_dockerfile() -> None:
     assert re.search(r'^ENTRYPOINT \["hotline"\]$', text, re.M)
     ignored = (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
     assert "config/asterisk/secrets" in ignored and ".venv" in ignored
+
+
+def test_dockerfile_fetches_and_verifies_the_speech_model() -> None:
+    """The image gets the Mandarin model at build time, checked with the project's
+    checksums, and the service finds it where the build put it."""
+    text = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    model = re.search(r"^ARG VOSK_MODEL=(\S+)$", text, re.M)[1]
+    assert (REPO / "asr" / "engine" / "checksums" / f"{model}.sha256").exists()
+    assert f"COPY asr/engine/checksums/${{VOSK_MODEL}}.sha256 /tmp/model.sha256" in text
+    assert re.search(r"sha256sum -c /tmp/model\.sha256", text)
+    assert re.search(r"HOTLINE_ASR_MODEL_PATH=/opt/models/\$\{VOSK_MODEL\}", text)
+    assert "COPY --from=speech-model /opt/models /opt/models" in text
+    assert re.search(r"apt-get install .*espeak-ng sox", text)
+    settings = load_settings(env={})
+    assert Path(settings.asr.model_checksums).name == f"{model}.sha256"
+    sums = (REPO / "asr" / "engine" / "checksums" / f"{model}.sha256").read_text().split()
+    assert sums[1::2] == ["am/final.mdl", "graph/HCLr.fst", "graph/Gr.fst", "ivector/final.ie"]
