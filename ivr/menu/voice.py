@@ -154,6 +154,10 @@ class _Dialogue:
             log.error("voice.prompt_unavailable", error=str(exc))
             self.record("voice.failed", {"reason": "prompt_unavailable", "detail": str(exc)})
             outcome = VoiceOutcome("keypad", reason="prompt_unavailable")
+        except Exception as exc:  # a bug here must not leave the caller in silence
+            log.exception("voice.dialogue_failed", error=repr(exc))
+            self.record("voice.failed", {"reason": "internal_error", "detail": repr(exc)})
+            outcome = VoiceOutcome("keypad", reason="internal_error")
         finally:
             await self._leave_audiosocket(session, execution)
         self.record("voice.ended", {"outcome": outcome.action, "department": outcome.department,
