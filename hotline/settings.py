@@ -168,6 +168,7 @@ _ENV_OVERRIDES: tuple[tuple[str, str, str, type], ...] = (
     ("HOTLINE_HTTP_PORT", "service", "http_port", int),
     ("HOTLINE_RECORDINGS_DIR", "recordings", "local_dir", str),
     ("HOTLINE_ASR_MODEL_PATH", "asr", "model_path", str),
+    ("HOTLINE_ASR_MODEL_CHECKSUMS", "asr", "model_checksums", str),   # "" for a model without a list
     ("HOTLINE_AUDIOSOCKET_HOST", "asr", "audiosocket_host", str),
     ("HOTLINE_AUDIOSOCKET_ADDRESS", "voice", "audiosocket_address", str),
 )
