@@ -38,7 +38,6 @@ from hotline.settings import load_settings
 from ivr.bridge import Bridge
 from ivr.calls.changes import ChangeSet
 from ivr.calls.tracker import CallTracker, normalize
-from tests.ami_text import recorded_messages
 from tests.pg import ThrowawayCluster
 from tests.standin import AmiStandIn
 

@@ -23,6 +23,7 @@ from asr.audiosocket.framing import audio_frames, encode, hangup_frame
 from asr.engine import AsrSettings, Final, Partial, RecognizerPool, StreamFailed, bundled_test_model_path
 from asr.engine.recognizer import vosk_recognizer
 from asr.engine.scoring import character_error_rate
+from tests.failing_recognizer import failing_after
 
 FIXTURES = Path(__file__).parent / "fixtures" / "asterisk"
 AUDIO = Path(__file__).parent / "data" / "audio"
@@ -200,21 +201,8 @@ async def test_partials_arrive_before_the_final_over_a_paced_line(server):
 
 
 async def test_recognizer_failure_mid_call_is_reported_and_keys_still_work():
-    class Failing:                  # fails once it has been given 0.5 s of audio
-        def __init__(self, real):
-            self.real, self.fed = real, 0
-
-        def AcceptWaveform(self, data):
-            self.fed += len(data)
-            if self.fed > 8000:
-                raise RuntimeError("Failed to process waveform")
-            return self.real.AcceptWaveform(data)
-
-        def __getattr__(self, name):
-            return getattr(self.real, name)
-
-    pool = await RecognizerPool.start(make_settings(), recognizer_factory=lambda m, r, g: Failing(
-        vosk_recognizer(m, r, g)))
+    # fails once it has been given 0.5 s of audio
+    pool = await RecognizerPool.start(make_settings(), recognizer_factory=failing_after(8000))
     server = AudioSocketServer(make_settings(), pool)
     await server.start()
     try:

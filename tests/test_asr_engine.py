@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -21,9 +20,9 @@ import pytest
 from asr.audio import read_pcm, silence
 from asr.engine import (AsrSettings, Final, ModelError, Partial, PoolFull, RecognizerPool, StreamFailed,
                         bundled_test_model_path, load_model)
-from asr.engine.recognizer import vosk_recognizer
 from asr.engine.scoring import character_error_rate
 from hotline.settings import SettingsError
+from tests.failing_recognizer import failing_after
 
 AUDIO = Path(__file__).parent / "data" / "audio"
 MANIFEST = [json.loads(line) for line in (AUDIO / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -217,28 +216,10 @@ async def test_grammar_can_change_mid_utterance_without_killing_the_process(pool
 
 # ----- isolation and the pool ------------------------------------------------
 
-class FailingRecognizer:
-    """A real recogniser that fails on its n-th chunk of audio."""
-
-    def __init__(self, real, fail_at: int):
-        self._real, self._left = real, fail_at
-
-    def AcceptWaveform(self, data):
-        self._left -= 1
-        if self._left == 0:
-            raise RuntimeError("Failed to process waveform")
-        return self._real.AcceptWaveform(data)
-
-    def __getattr__(self, name):
-        return getattr(self._real, name)
-
-
 async def test_recognizer_failure_ends_only_that_stream():
-    def factory(model, rate, grammar):
-        real = vosk_recognizer(model, rate, grammar)
-        return FailingRecognizer(real, 40) if grammar is None else real
-
-    pool = await RecognizerPool.start(settings(), recognizer_factory=factory)
+    # Free-speech recognisers fail on their 40th 320-byte chunk.
+    pool = await RecognizerPool.start(settings(), recognizer_factory=failing_after(39 * FRAME,
+                                                                                   free_speech_only=True))
     try:
         bad = await pool.open_stream("bad-call")
         good = await pool.open_stream("good-call", MENU_PHRASES)

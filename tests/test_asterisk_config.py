@@ -696,7 +696,7 @@ def test_dockerfile_fetches_and_verifies_the_speech_model() -> None:
     text = (REPO / "Dockerfile").read_text(encoding="utf-8")
     model = re.search(r"^ARG VOSK_MODEL=(\S+)$", text, re.M)[1]
     assert (REPO / "asr" / "engine" / "checksums" / f"{model}.sha256").exists()
-    assert f"COPY asr/engine/checksums/${{VOSK_MODEL}}.sha256 /tmp/model.sha256" in text
+    assert "COPY asr/engine/checksums/${VOSK_MODEL}.sha256 /tmp/model.sha256" in text
     assert re.search(r"sha256sum -c /tmp/model\.sha256", text)
     assert re.search(r"HOTLINE_ASR_MODEL_PATH=/opt/models/\$\{VOSK_MODEL\}", text)
     assert "COPY --from=speech-model /opt/models /opt/models" in text

@@ -29,6 +29,7 @@ from ivr.menu.voice_service import VoiceService
 from tests.bridge_harness import (QUEUE_ADD_8006, bridge_on, ended_call, eventually, timeline_detail,
                                   timeline_kinds)
 from tests.conftest import ASTERISK_FIXTURES
+from tests.failing_recognizer import failing_after
 from tests.standin import (AgiCaller, AmiStandIn, AudioSocketCaller, Emulator, HangUp, Press, Quiet, Say,
                            Transcript)
 
@@ -283,27 +284,13 @@ async def test_recogniser_failing_mid_call_sends_the_caller_to_the_keypad(voice_
     """Vosk raises while the greeting plays: the caller gets the keypad menu, not silence."""
     from asr.audiosocket import AudioSocketServer
     from asr.engine import RecognizerPool
-    from asr.engine.recognizer import vosk_recognizer
     from asr.intent import Knowledge
     from ivr.menu.prompts import PromptLibrary
     from ivr.menu.voice import VoiceMenu
 
-    class Failing:                  # fails once given 0.5 s of audio
-        def __init__(self, real):
-            self.real, self.fed = real, 0
-
-        def AcceptWaveform(self, data):
-            self.fed += len(data)
-            if self.fed > 8000:
-                raise RuntimeError("Failed to process waveform")
-            return self.real.AcceptWaveform(data)
-
-        def __getattr__(self, name):
-            return getattr(self.real, name)
-
     settings = voice_settings(ROUTE_KNOWLEDGE)
-    pool = await RecognizerPool.start(settings.asr, recognizer_factory=lambda m, r, g: Failing(
-        vosk_recognizer(m, r, g)))
+    # fails once given 0.5 s of audio
+    pool = await RecognizerPool.start(settings.asr, recognizer_factory=failing_after(8000))
     server = AudioSocketServer(settings.asr, pool)
     await server.start()
     menu = VoiceMenu(settings, server, Knowledge.from_files(None, settings), PromptLibrary(settings.voice))

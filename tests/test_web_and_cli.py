@@ -4,7 +4,6 @@ import io
 import json
 import logging
 
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.cli import main

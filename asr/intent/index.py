@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Sequence
 
 from asr.intent import thresholds as T
 from asr.intent.text import fuzzy_all, normalize, syllables

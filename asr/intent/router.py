@@ -404,7 +404,7 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
                 return Decision(**common, action=Action.SELF_SERVICE, department=fallback, item=item_id,
                                 confidence=T.TOPIC_ONLY_CONFIDENCE, item_score=item_score,
                                 reason=f"self-service topic {'/'.join(topics)} with no department -> {item_id}")
-        why = (f"no department terms heard" if best is None else
+        why = ("no department terms heard" if best is None else
                f"too unsure: {best} {best_score:.2f} vs {scores[1][0] if len(scores) > 1 else '-'} "
                f"{runner_up:.2f} ({heard})")
         return Decision(**common, action=_give_up(attempt), department=None, item=None, confidence=confidence,

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import sys
 from collections import Counter
-from pathlib import Path
 from typing import TextIO
 
 import asyncpg

@@ -39,7 +39,6 @@ class PromptLibrary:
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cached_bytes = 0
         self._synth_slots = asyncio.Semaphore(SYNTH_AT_ONCE)
-        self._tools_checked: bool | None = None
 
     async def prompt(self, name: str, **values: str) -> bytes:
         """The prompt ``name`` of ``[voice.prompts]``, with ``{department}`` etc.

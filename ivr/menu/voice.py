@@ -120,9 +120,9 @@ class VoiceMenu:
 
 
 def _question_grammar(knowledge: Knowledge) -> list[str]:
-    """The menu's words for a grammar-restricted recogniser: every keyword and
-    department name part as written (a recogniser splits them on spaces), the
-    operator words, and ``[unk]`` for the rest."""
+    """The menu's words for a grammar-restricted recogniser: every knowledge-base
+    keyword as written (a recogniser splits them on spaces), the operator words,
+    and ``[unk]`` for the rest."""
     phrases = {keyword for item in knowledge.items.values() for keyword in item.keywords}
     phrases |= set(OPERATOR_TERMS)
     return sorted(p for p in phrases if p.strip()) + ["[unk]"]
