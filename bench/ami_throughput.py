@@ -36,8 +36,9 @@ from hotline.db import migrate
 from hotline.logs import configure_logging
 from hotline.settings import load_settings
 from ivr.bridge import Bridge
-from ivr.calls.changes import ChangeSet
-from ivr.calls.tracker import CallTracker, normalize
+from hotline.facts import ChangeSet
+from ivr.ami.message import normalize
+from ivr.calls.tracker import CallTracker
 from tests.pg import ThrowawayCluster
 from tests.standin import AmiStandIn
 

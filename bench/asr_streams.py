@@ -55,8 +55,9 @@ from pathlib import Path
 from asr.audio import read_pcm
 from asr.audiosocket import AudioSocketServer, Ended, FrameDecoder, Kind
 from asr.audiosocket.framing import encode, uuid_frame
-from asr.engine import AsrSettings, Final, RecognizerPool, bundled_test_model_path, load_model
+from asr.engine import (Final, RecognizerPool, bundled_test_model_path, load_model
 from asr.engine.recognizer import grammar_json
+from hotline.settings import AsrSettings
 from hotline.logs import configure_logging
 
 AUDIO = Path(__file__).resolve().parent.parent / "tests" / "data" / "audio"
@@ -193,7 +194,7 @@ async def serve_pool(args) -> dict:
     latency_recv: list[float] = []
     ended: list[Ended] = []
 
-    from asr.intent import default_knowledge, route
+    from routing import default_knowledge, route
     knowledge = default_knowledge()
     utterances = [json.loads(line)["text"] for line in
                   (AUDIO.parent / "utterances.jsonl").read_text(encoding="utf-8").splitlines()

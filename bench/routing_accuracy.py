@@ -25,9 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-from asr.intent.evaluate import Report, format_confusion, format_report, percentile, read_manifest, evaluate_lines
-from asr.intent.index import Knowledge
-from asr.intent.router import route
+from routing.evaluate import Report, format_confusion, format_report, percentile, read_manifest, evaluate_lines
+from routing.index import Knowledge
+from routing.router import route
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 SETS = (("labelled (tuned on)", "utterances.jsonl"),

@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", help="Vosk model folder for audio lines (default: [asr] model_path)")
     evaluate.add_argument("--grammar", help="file of phrases, one per line: recognise only these "
                                             "(as the menu does with listen_grammar = \"knowledge\")")
-    from asr.knowledge.commands import add_parser as add_knowledge_parser
+    from knowledge.commands import add_parser as add_knowledge_parser
     add_knowledge_parser(commands)
     calls = commands.add_parser("calls", help="recent calls, or one call's timeline")
     calls.add_argument("linkedid", nargs="?")
@@ -191,16 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "asterisk-secrets":
         return _asterisk_secrets(settings, args.dir)
     elif args.command == "route":
-        from asr.intent.evaluate import run_route
+        from routing.evaluate import run_route
 
         return run_route(args.text)
     elif args.command == "asr":
-        from asr.intent.evaluate import run_eval
+        from routing.evaluate import run_eval
 
         return run_eval(args.manifest, as_json=args.json, min_accuracy=args.min_accuracy,
                         transcribe=_transcriber(settings, args.model, args.grammar))
     elif args.command == "knowledge":
-        from asr.knowledge.commands import run_from_args
+        from knowledge.commands import run_from_args
 
         return run_from_args(settings, args)
     elif args.command == "calls":

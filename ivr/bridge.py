@@ -19,10 +19,13 @@ from panoramisk.message import Message
 
 from hotline.logs import bound_call, get_logger
 from hotline.settings import Settings
+from agents.membership import MEMBER_EVENTS, member_state
+from agents import store as agents_store
 from ivr.ami import AmiConnection
+from ivr.ami.message import list_items, normalize
 from ivr.calls import store
-from ivr.calls.changes import ChangeSet, TimelineEntry, dedupe_key
-from ivr.calls.tracker import CallTracker, member_state, normalize
+from hotline.facts import ChangeSet, TimelineEntry, dedupe_key
+from ivr.calls.tracker import CallTracker
 from ivr.calls.writer import CallWriter
 from ivr.menu.agi_result import parse_agi_env
 from ivr.menu.async_agi import AgiCommandError, AgiHangup, AsyncAgiChannel
@@ -45,6 +48,7 @@ class Bridge:
         self.tracker = CallTracker({d.queue: d.code for d in settings.departments})
         self.recordings = RecordingRegistrar(pool, settings.recordings)
         self.writer = CallWriter(pool, settings.calls, on_recordings=self.recordings.submit)
+        self.writer.add_sink("queue_members", agents_store.write_members)
         self.ami = AmiConnection(settings.ami, on_login=self._resync)
         self.ami.register_event("*", self._on_event)
         self._agi: dict[str, AsyncAgiChannel] = {}   # channel name -> live AGI session
@@ -76,6 +80,9 @@ class Bridge:
         with bound_call(linkedid):
             try:
                 self.writer.submit(self.tracker.apply(event, received_at))
+                if event.get("event") in MEMBER_EVENTS:
+                    self.writer.submit(ChangeSet(rows={"queue_members": [
+                        member_state(event, removed=event.get("event") == "QueueMemberRemoved")]}))
                 self._menu_event(event)
             except Exception:
                 # One bad event must not stop the stream for every other call.
@@ -145,7 +152,7 @@ class Bridge:
     async def _resync(self, ami: AmiConnection) -> None:
         now = _now()
         listing = await ami.request({"Action": "CoreShowChannels"}, as_list=None)
-        items = [normalize(m) for m in _items(listing, "coreshowchannel")]
+        items = list_items(listing, "coreshowchannel")
         self.writer.submit(self.tracker.resync(items, now, session=ami.logins))
         await self.writer.flush()
         async with self.pool.acquire() as conn:
@@ -165,11 +172,11 @@ class Bridge:
 
     async def _resync_queues(self, ami: AmiConnection) -> None:
         listing = await ami.request({"Action": "QueueStatus"}, as_list=None)
-        messages = [normalize(m) for m in _items(listing, None)]
+        messages = list_items(listing)
         queues = [str(m.get("queue")) for m in messages if str(m.get("event", "")).lower() == "queueparams"]
         members = [member_state(m) for m in messages if str(m.get("event", "")).lower() == "queuemember"]
         async with self.pool.acquire() as conn:
-            await store.replace_members(conn, members, queues)
+            await agents_store.replace_members(conn, members, queues)
 
     def _rescue(self, item: Mapping[str, Any]) -> None:
         """A caller waits in AGI(agi:async) with no menu behind it (the bridge
@@ -184,17 +191,3 @@ class Bridge:
         self._menus.add(task)
         task.add_done_callback(self._menus.discard)
 
-
-def _items(listing: Message | list[Message], event_name: str | None) -> list[Message]:
-    """The list items of a list response (without the first response and the
-    ...Complete event), optionally only those of one event name."""
-    if not isinstance(listing, list):
-        return []
-    items = []
-    for message in listing[1:]:
-        name = str(message.get("Event", "")).lower()
-        if name.endswith("complete"):
-            continue
-        if event_name is None or name == event_name:
-            items.append(message)
-    return items

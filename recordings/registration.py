@@ -17,7 +17,7 @@ import asyncpg
 
 from hotline.logs import bound_call, get_logger
 from hotline.settings import RecordingSettings
-from ivr.calls.changes import RecordingFinished
+from hotline.facts import RecordingFinished
 from recordings.inspect import RecordingFile, inspect_recording
 from recordings.store import save_recording
 

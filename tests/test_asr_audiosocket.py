@@ -20,9 +20,10 @@ from asr.audio import read_pcm, silence
 from asr.audiosocket import AudioSocketServer, Dtmf, Ended, FrameDecoder, Kind, ProtocolError
 from asr.audiosocket.client import AudioSocketClient
 from asr.audiosocket.framing import audio_frames, encode, hangup_frame
-from asr.engine import AsrSettings, Final, Partial, RecognizerPool, StreamFailed, bundled_test_model_path
+from asr.engine import Final, Partial, RecognizerPool, StreamFailed, bundled_test_model_path
 from asr.engine.recognizer import vosk_recognizer
 from asr.engine.scoring import character_error_rate
+from hotline.settings import AsrSettings
 from tests.failing_recognizer import failing_after
 
 FIXTURES = Path(__file__).parent / "fixtures" / "asterisk"

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from asr.audio import read_pcm, silence
-from asr.engine import (AsrSettings, Final, ModelError, Partial, PoolFull, RecognizerPool, StreamFailed,
+from asr.engine import (Final, ModelError, Partial, PoolFull, RecognizerPool, StreamFailed,
                         bundled_test_model_path, load_model)
 from asr.engine.scoring import character_error_rate
+from hotline.settings import AsrSettings
 from hotline.settings import SettingsError
 from tests.failing_recognizer import failing_after
 

@@ -4,7 +4,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from ivr.calls.changes import CallFacts, ChangeSet, TimelineEntry
+from hotline.facts import CallFacts, ChangeSet, TimelineEntry
 from ivr.calls.writer import CallWriter
 
 AT = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)

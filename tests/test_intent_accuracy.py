@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from asr.intent import default_knowledge
-from asr.intent.evaluate import (
+from routing import default_knowledge
+from routing.evaluate import (
     ManifestError,
     cer,
     evaluate_manifest,

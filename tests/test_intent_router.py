@@ -8,12 +8,12 @@ import json
 
 import pytest
 
-from asr.intent import Action, default_knowledge, route, timeline_detail
-from asr.intent import thresholds as T
-from asr.intent.confirm import Answer, confirm_answer
-from asr.intent.evaluate import explain_route
-from asr.intent.router import find_matches
-from asr.intent.text import fuzzy, normalize, strip_fillers, syllables
+from routing import Action, default_knowledge, route, timeline_detail
+from routing import thresholds as T
+from routing.confirm import Answer, confirm_answer
+from routing.evaluate import explain_route
+from routing.router import find_matches
+from routing.text import fuzzy, normalize, strip_fillers, syllables
 
 
 @pytest.fixture(scope="module")

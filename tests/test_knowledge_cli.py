@@ -9,8 +9,8 @@ import json
 
 import asyncpg
 
-from asr.intent import default_knowledge, route
-from asr.knowledge.store import record_unplaced
+from routing import default_knowledge, route
+from knowledge.store import record_unplaced
 from hotline.cli import main
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from asr.knowledge import KnowledgeFileError, export_csv, export_json, load_items
-from asr.knowledge.files import DEFAULT_DIRECTORY, dumps_csv, parse_csv, parse_json
-from asr.knowledge.model import MAX_ANSWER_SENTENCES, sentence_count
+from knowledge import KnowledgeFileError, export_csv, export_json, load_items
+from knowledge.files import DEFAULT_DIRECTORY, dumps_csv, parse_csv, parse_json
+from knowledge.model import MAX_ANSWER_SENTENCES, sentence_count
 from hotline.settings import load_settings
 
 CODES = tuple(d.code for d in load_settings(env={}).departments)

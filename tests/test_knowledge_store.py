@@ -7,10 +7,10 @@ import dataclasses
 
 import pytest
 
-from asr.intent import default_knowledge, route
-from asr.knowledge import KnowledgeFileError, export_csv, export_json, load_items
-from asr.knowledge import store
-from asr.knowledge.files import DEFAULT_DIRECTORY
+from routing import default_knowledge, route
+from knowledge import KnowledgeFileError, export_csv, export_json, load_items
+from knowledge import store
+from knowledge.files import DEFAULT_DIRECTORY
 
 
 @pytest.fixture(scope="module")

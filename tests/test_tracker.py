@@ -2,9 +2,10 @@
 
 from datetime import datetime, timezone
 
-from ivr.calls.changes import ChangeSet
+from hotline.facts import ChangeSet
 from ivr.calls.store import _merge_calls
-from ivr.calls.tracker import CallTracker, normalize
+from ivr.ami.message import normalize
+from ivr.calls.tracker import CallTracker
 from tests.ami_text import recorded_events
 from tests.conftest import ASTERISK_FIXTURES
 
@@ -73,7 +74,14 @@ def test_redirected_call_keeps_one_record_and_late_cdrs(settings):
     assert call["talk_seconds"] == 7  # AgentComplete only at the caller's final hangup
     cdrs = [e for e in changes.timeline if e.kind == "cdr" and e.linkedid == "1795313835.4"]
     assert len(cdrs) == 2  # queue leg, then the Dial to 8025 after the Redirect
-    members = [m for m in changes.members if m.interface == "PJSIP/8006"]
+
+
+def test_queue_member_events_become_member_states():
+    from agents.membership import MEMBER_EVENTS, member_state
+
+    members = [member_state(normalize(e), removed=e["Event"] == "QueueMemberRemoved")
+               for e in recorded_events(ASTERISK_FIXTURES / "actions.ami") if e.get("Event") in MEMBER_EVENTS]
+    members = [m for m in members if m.interface == "PJSIP/8006"]
     assert any(m.paused and m.paused_reason == "午休" for m in members)
     assert members[-1].removed
 

@@ -284,7 +284,7 @@ async def test_recogniser_failing_mid_call_sends_the_caller_to_the_keypad(voice_
     """Vosk raises while the greeting plays: the caller gets the keypad menu, not silence."""
     from asr.audiosocket import AudioSocketServer
     from asr.engine import RecognizerPool
-    from asr.intent import Knowledge
+    from routing import Knowledge
     from ivr.menu.prompts import PromptLibrary
     from ivr.menu.voice import VoiceMenu
 

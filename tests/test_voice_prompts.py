@@ -63,7 +63,10 @@ def test_voice_settings_are_checked(tmp_path):
     settings = load_settings(env={"HOTLINE_ASR_MODEL_PATH": "/models/cn",
                                   "HOTLINE_AUDIOSOCKET_ADDRESS": "hotline:9092"})
     assert settings.asr.model_path == "/models/cn" and settings.voice.audiosocket_address == "hotline:9092"
-    assert settings.asr.model_checksums.endswith("asr/engine/checksums/vosk-model-small-cn-0.22.sha256")
+    from asr.engine.model import checksum_file
+    assert checksum_file(settings.asr.model_checksums).exists()
+    assert str(checksum_file(settings.asr.model_checksums)).endswith(
+        "asr/engine/checksums/vosk-model-small-cn-0.22.sha256")
     other = load_settings(env={"HOTLINE_ASR_MODEL_PATH": "/models/other", "HOTLINE_ASR_MODEL_CHECKSUMS": ""})
     assert other.asr.model_checksums == ""
     assert settings.voice.prompt_dir == settings.source.parent / "prompts"

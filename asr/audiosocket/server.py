@@ -17,7 +17,7 @@ from typing import Sequence
 from asr.audiosocket.framing import FrameDecoder, Kind, ProtocolError
 from asr.audiosocket.session import CallSession
 from asr.engine.pool import RecognizerPool
-from asr.engine.settings import AsrSettings
+from hotline.settings import AsrSettings
 from hotline.logs import get_logger
 
 log = get_logger(__name__)

@@ -18,7 +18,7 @@ from asr.audiosocket.events import Dtmf, Ended, SessionEvent
 from asr.audiosocket.framing import Frame, FrameDecoder, Kind, ProtocolError, audio_frames, hangup_frame
 from asr.engine.pool import AsrUnavailable, RecognizerPool
 from asr.engine.results import Partial, StreamFailed
-from asr.engine.settings import AsrSettings
+from hotline.settings import AsrSettings
 from asr.engine.stream import Stream
 from hotline.logs import bound_call, get_logger
 

@@ -11,10 +11,9 @@ stream, decoding in a worker pool off the event loop.
 from asr.engine.model import ModelError, SpeechModel, bundled_test_model_path, load_model
 from asr.engine.pool import AsrUnavailable, PoolFull, RecognizerPool
 from asr.engine.results import Final, Partial, Result, StreamFailed, Word
-from asr.engine.settings import AsrSettings
 from asr.engine.stream import Stream
 
 __all__ = [
-    "AsrSettings", "AsrUnavailable", "Final", "ModelError", "Partial", "PoolFull", "RecognizerPool",
+    "AsrUnavailable", "Final", "ModelError", "Partial", "PoolFull", "RecognizerPool",
     "Result", "SpeechModel", "Stream", "StreamFailed", "Word", "bundled_test_model_path", "load_model",
 ]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from asr.engine.overlay import changed_options, make_overlay, wanted_options
-from asr.engine.settings import AsrSettings, checksum_file
+from hotline.settings import AsrSettings
 from hotline.logs import get_logger
 
 log = get_logger(__name__)
@@ -86,6 +86,19 @@ def verify_checksums(folder: Path, sums_file: str | Path) -> None:
             bad.append(f"{name}: sha256 mismatch")
     if bad:
         raise ModelError(f"Vosk model in {folder} does not match {sums_file}: {', '.join(bad)}")
+
+
+SHIPPED_CHECKSUMS = Path(__file__).resolve().parent / "checksums"
+
+
+def checksum_file(name: str) -> Path:
+    """Where a ``model_checksums`` value points: a list shipped in
+    asr/engine/checksums (a bare name), or a path."""
+    path = Path(name)
+    shipped = SHIPPED_CHECKSUMS / path.name
+    if path.name == name and shipped.exists():
+        return shipped
+    return path
 
 
 _cache: dict[tuple[Any, ...], SpeechModel] = {}

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from asr.engine.settings import AsrSettings
+from hotline.settings import AsrSettings
 
 # Kaldi's defaults for options a model.conf may leave out.
 KALDI_DEFAULTS = {

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from asr.engine.model import SpeechModel, load_model
 from asr.engine.recognizer import Decoder, RecognizerFactory, grammar_json, vosk_recognizer
-from asr.engine.settings import AsrSettings
+from hotline.settings import AsrSettings
 from asr.engine.stream import Stream
 from hotline.logs import bound_call, get_logger
 

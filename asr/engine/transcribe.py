@@ -12,7 +12,7 @@ from asr.audio import FRAME_BYTES, read_pcm
 from asr.engine.model import load_model
 from asr.engine.recognizer import Decoder, grammar_json, vosk_recognizer
 from asr.engine.results import Final
-from asr.engine.settings import AsrSettings
+from hotline.settings import AsrSettings
 
 
 class FileTranscriber:

@@ -1,4 +1,4 @@
-"""SQL for calls, their timelines and queue members (asyncpg, written out).
+"""SQL for calls and their timelines (asyncpg, written out).
 
 Writes are set-based: a whole batch of facts or timeline rows goes to PostgreSQL
 in one statement through ``unnest``, which is what lets the bridge keep up with
@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 
 import asyncpg
 
-from ivr.calls.changes import CallFacts, QueueMemberState, TimelineEntry
+from hotline.facts import CallFacts, TimelineEntry
 
 # Call columns the tracker may set, with their SQL types. Facts are write-once
 # (COALESCE keeps the stored value), except started_at, which keeps the earliest.
@@ -84,16 +84,6 @@ FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $
 ON CONFLICT (dedupe_key) DO NOTHING
 """
 
-_UPSERT_MEMBER = """
-INSERT INTO queue_members (queue, interface, member_name, paused, paused_reason, status, calls_taken)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (queue, interface) DO UPDATE SET
-    member_name = EXCLUDED.member_name, paused = EXCLUDED.paused,
-    paused_reason = EXCLUDED.paused_reason, status = EXCLUDED.status,
-    calls_taken = EXCLUDED.calls_taken, updated_at = now()
-"""
-
-
 async def write_calls(conn: asyncpg.Connection, facts: Sequence[CallFacts]) -> int:
     rows = _merge_calls(facts, datetime.now(timezone.utc))
     if not rows:
@@ -116,25 +106,6 @@ async def write_timeline(conn: asyncpg.Connection, entries: Sequence[TimelineEnt
         [e.dedupe_key for e in entries],
     )
     return len(entries)
-
-
-async def write_members(conn: asyncpg.Connection, members: Sequence[QueueMemberState]) -> None:
-    for m in members:
-        if m.removed:
-            await conn.execute("DELETE FROM queue_members WHERE queue = $1 AND interface = $2",
-                               m.queue, m.interface)
-        else:
-            await conn.execute(_UPSERT_MEMBER, m.queue, m.interface, m.member_name, m.paused,
-                               m.paused_reason, m.status, m.calls_taken)
-
-
-async def replace_members(conn: asyncpg.Connection, members: Sequence[QueueMemberState],
-                          queues: Iterable[str]) -> None:
-    """QueueStatus is the truth after a (re)connect: the listed queues' members
-    become exactly the ones listed."""
-    async with conn.transaction():
-        await conn.execute("DELETE FROM queue_members WHERE queue = ANY($1::text[])", list(queues))
-        await write_members(conn, members)
 
 
 async def open_calls(conn: asyncpg.Connection) -> list[asyncpg.Record]:

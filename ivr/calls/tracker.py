@@ -19,16 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping
 
-from ivr.calls.changes import (
-    CallFacts,
-    ChangeSet,
-    QueueMemberState,
-    RecordingFinished,
-    TimelineEntry,
-    dedupe_key,
-)
-
-Event = Mapping[str, Any]  # header name in lower case -> value
+from hotline.facts import CallFacts, ChangeSet, RecordingFinished, TimelineEntry, dedupe_key
+from ivr.ami.message import Event
 
 # Variables whose VarSet events carry facts; every other VarSet is noise.
 RECORDING_VARIABLE = "mixmonitor_filename"
@@ -36,11 +28,6 @@ INTENT_VARIABLE = "hotline_intent"
 # Headers that differ between two deliveries of the same happening, or carry nothing.
 _NOT_IN_KEY = {"privilege", "actionid"}
 _ENDED_MEMORY = 20000
-
-
-def normalize(headers: Mapping[str, Any]) -> dict[str, Any]:
-    """Lower-case header names so lookups do not depend on Asterisk's spelling."""
-    return {str(k).lower(): v for k, v in headers.items()}
 
 
 @dataclass
@@ -95,11 +82,6 @@ class CallTracker:
             "mixmonitorstop": self._mixmonitor,
             "hangup": self._hangup,
             "cdr": self._cdr,
-            "queuememberadded": self._member,
-            "queuememberremoved": self._member,
-            "queuememberpause": self._member,
-            "queuememberstatus": self._member,
-            "queuememberpenalty": self._member,
         }
 
     @property
@@ -365,9 +347,6 @@ class CallTracker:
             "talk_seconds": talk, "reason": event.get("reason"),
         })
 
-    def _member(self, event: Event, at: datetime, changes: ChangeSet) -> None:
-        changes.members.append(member_state(event, removed=str(event.get("event")).lower() == "queuememberremoved"))
-
     # -- resync after (re)connect --------------------------------------------------------
 
     def resync(self, channels: Iterable[Event], now: datetime, session: int) -> ChangeSet:
@@ -422,22 +401,6 @@ class CallTracker:
             if call.get("recording_path"):
                 changes.recordings.append(RecordingFinished(linkedid, linkedid, call["recording_path"]))
         return changes
-
-
-def member_state(event: Event, removed: bool = False) -> QueueMemberState:
-    """A queue member from a QueueMember* event or a QueueStatus list item
-    (which says Name/Location where the events say MemberName/Interface)."""
-    paused = str(event.get("paused", "0")).strip().lower() in ("1", "true", "yes")
-    return QueueMemberState(
-        queue=str(event.get("queue", "")),
-        interface=str(event.get("interface") or event.get("location") or ""),
-        member_name=event.get("membername") or event.get("name"),
-        paused=paused,
-        paused_reason=event.get("pausedreason") or None,
-        status=_int(event.get("status")),
-        calls_taken=_int(event.get("callstaken")),
-        removed=removed,
-    )
 
 
 def _duration(value: Any) -> timedelta:

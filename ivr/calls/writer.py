@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 import asyncpg
 
 from hotline.logs import get_logger
 from hotline.settings import CallSettings
 from ivr.calls import store
-from ivr.calls.changes import CallFacts, ChangeSet, RecordingFinished, TimelineEntry
+from hotline.facts import CallFacts, ChangeSet, RecordingFinished, TimelineEntry
 
 log = get_logger(__name__)
 
@@ -34,6 +34,7 @@ _TRANSIENT = (
 
 RecordingsHook = Callable[[Sequence[RecordingFinished]], Awaitable[None] | None]
 CommitHook = Callable[[Sequence[TimelineEntry], float], None]
+Sink = Callable[[asyncpg.Connection, Sequence[Any]], Awaitable[Any]]
 
 
 class CallWriter:
@@ -51,8 +52,14 @@ class CallWriter:
         self._full = asyncio.Event()
         self._progress = asyncio.Condition()
         self._task: asyncio.Task | None = None
+        self._sinks: dict[str, Sink] = {}
         self.batches = 0
         self.rows_written = 0
+
+    def add_sink(self, name: str, write: "Sink") -> None:
+        """Let a feature's rows (``ChangeSet.rows[name]``) be written in the same
+        transaction as the call facts, after them, in submission order."""
+        self._sinks[name] = write
 
     def start(self) -> None:
         if self._task is None:
@@ -138,7 +145,9 @@ class CallWriter:
             async with conn.transaction():
                 await store.write_calls(conn, calls)
                 await store.write_timeline(conn, batch.timeline)
-                await store.write_members(conn, batch.members)
+                for name, rows in batch.rows.items():
+                    if rows:
+                        await self._sinks[name](conn, rows)
         self.batches += 1
         self.rows_written += len(batch.timeline)
         if self._on_committed is not None:

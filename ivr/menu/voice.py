@@ -33,9 +33,9 @@ from asr.audiosocket import AudioSocketServer
 from asr.audiosocket.events import Dtmf, Ended
 from asr.audiosocket.session import CallSession
 from asr.engine.results import Final, Partial, StreamFailed
-from asr.intent import Action, Decision, Knowledge, route, timeline_detail
-from asr.intent.confirm import Answer, confirm_answer
-from asr.intent.vocabulary import CONFIRM_NO, CONFIRM_YES, OPERATOR_TERMS
+from routing import Action, Decision, Knowledge, route, timeline_detail
+from routing.confirm import Answer, confirm_answer
+from routing.vocabulary import CONFIRM_NO, CONFIRM_YES, OPERATOR_TERMS
 from hotline.logs import get_logger
 from hotline.settings import Settings
 from ivr.menu.async_agi import AgiCommandError, AgiHangup, AsyncAgiChannel

@@ -14,8 +14,8 @@ import asyncpg
 
 from asr.audiosocket import AudioSocketServer
 from asr.engine import ModelError, RecognizerPool
-from asr.intent import Knowledge
-from asr.knowledge.store import record_unplaced
+from routing import Knowledge
+from knowledge.store import record_unplaced
 from hotline.logs import get_logger
 from hotline.settings import Settings
 from ivr.menu.prompts import PromptLibrary

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
 
 from asr.engine.scoring import edit_distance
-from asr.intent import thresholds as T
-from asr.intent.decision import Action, Decision
-from asr.intent.index import Knowledge, default_knowledge
-from asr.intent.router import route
-from asr.intent.text import normalize
+from routing import thresholds as T
+from routing.decision import Action, Decision
+from routing.index import Knowledge, default_knowledge
+from routing.router import route
+from routing.text import normalize
 
 Transcribe = Callable[[str], str]
 NONE_LABEL = "(none)"

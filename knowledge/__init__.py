@@ -2,14 +2,14 @@
 procedure, the required materials and the words callers use for them.
 
 The files in ``config/knowledge/`` (one per department) are the source the
-editors change; :mod:`asr.knowledge.files` loads, validates, imports and exports
-them, :mod:`asr.knowledge.store` seeds PostgreSQL from them and records the
-questions the router could not place. The router (:mod:`asr.intent`) reads the
+editors change; :mod:`knowledge.files` loads, validates, imports and exports
+them, :mod:`knowledge.store` seeds PostgreSQL from them and records the
+questions the router could not place. The router (:mod:`routing`) reads the
 files directly, so it works with no database.
 """
 
-from asr.knowledge.model import KnowledgeItem, Problem
-from asr.knowledge.files import (
+from knowledge.model import KnowledgeItem, Problem
+from knowledge.files import (
     DEFAULT_DIRECTORY,
     KnowledgeFileError,
     export_csv,

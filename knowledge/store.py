@@ -16,8 +16,8 @@ from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
 
 import asyncpg
 
-from asr.knowledge.files import load_items
-from asr.knowledge.model import KnowledgeItem
+from knowledge.files import load_items
+from knowledge.model import KnowledgeItem
 from hotline.logs import get_logger
 
 log = get_logger(__name__)
@@ -134,7 +134,7 @@ _COLUMNS = "id, department, question, answer, procedure, materials, keywords, se
 
 async def fetch_items(db: Db, department: str | None = None) -> list[KnowledgeItem]:
     """All items (or one department's), in department and file order: the input
-    for :func:`asr.knowledge.files.export_json` / ``export_csv``."""
+    for :func:`knowledge.files.export_json` / ``export_csv``."""
     async with _connection(db) as conn:
         rows = await conn.fetch(
             f"""SELECT {_COLUMNS} FROM knowledge_items

@@ -1,7 +1,7 @@
 -- The knowledge base the agents and the voice menu answer from, and the questions
 -- the voice menu could not place (for the editors: "questions nobody could answer
 -- get an answer added within 5 working days").
--- The files in config/knowledge/ are the editors' source; asr/knowledge/store.py
+-- The files in config/knowledge/ are the editors' source; knowledge/store.py
 -- replaces these rows from them. Department codes are those of hotline.toml (no
 -- table here: the settings are the one place that lists departments).
 

@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from asr.knowledge.model import (
+from knowledge.model import (
     BOOL_FIELDS,
     FIELDS,
     LIST_FIELDS,

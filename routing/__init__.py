@@ -2,13 +2,13 @@
 department, a knowledge item, a confidence and the menu's reaction, with the
 reasons, robust to the errors a phone-line recogniser makes.
 
-    from asr.intent import default_knowledge, route
+    from routing import default_knowledge, route
     decision = route("我想问一下公积金怎么提取", default_knowledge())
     decision.action, decision.department, decision.item, decision.confidence
 """
 
-from asr.intent.decision import Action, Decision, Match, timeline_detail
-from asr.intent.index import Knowledge, default_knowledge
-from asr.intent.router import route
+from routing.decision import Action, Decision, Match, timeline_detail
+from routing.index import Knowledge, default_knowledge
+from routing.router import route
 
 __all__ = ["Action", "Decision", "Knowledge", "Match", "default_knowledge", "route", "timeline_detail"]

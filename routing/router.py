@@ -6,7 +6,7 @@ Order of decisions:
 2. a key said or typed ("按3", "选三", a lone "3") → that key of the keypad menu;
 3. speech: department terms found by characters, toneless pinyin, fuzzy pinyin,
    or with one syllable dropped/added/changed; departments scored (see
-   :mod:`asr.intent.thresholds`); the best item of the chosen department;
+   :mod:`routing.thresholds`); the best item of the chosen department;
    self-service topics (hours, address, progress) pick the self-service item;
 4. nothing placed: re-prompt, then keypad ("三号" alone is used here as a key).
 """
@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from asr.intent import thresholds as T
-from asr.intent.decision import Action, Decision, Match
-from asr.intent.index import Knowledge, Term, topics_in
-from asr.intent.text import fuzzy_all, normalize, strip_fillers, syllables
-from asr.intent.vocabulary import (
+from routing import thresholds as T
+from routing.decision import Action, Decision, Match
+from routing.index import Knowledge, Term, topics_in
+from routing.text import fuzzy_all, normalize, strip_fillers, syllables
+from routing.vocabulary import (
     COMMON_SYLLABLES,
     DIGITS,
     KEY_SUFFIXES,

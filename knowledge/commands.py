@@ -15,8 +15,8 @@ from typing import TextIO
 
 import asyncpg
 
-from asr.knowledge.files import KnowledgeFileError, export_csv, export_json, knowledge_directory, load_items
-from asr.knowledge.store import fetch_items, list_unplaced, replace_all, upsert_items
+from knowledge.files import KnowledgeFileError, export_csv, export_json, knowledge_directory, load_items
+from knowledge.store import fetch_items, list_unplaced, replace_all, upsert_items
 from hotline.settings import Settings
 
 

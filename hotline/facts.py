@@ -1,4 +1,7 @@
-"""What the call tracker decides, as plain data for the store to write."""
+"""The facts the service commits, as plain data: what the call tracker and the
+features decide, what the call writer writes, and what the event hub publishes
+once it is committed. Neutral ground: every package may import it, it imports
+none of them."""
 
 from __future__ import annotations
 
@@ -37,36 +40,28 @@ class RecordingFinished:
     asterisk_path: str
 
 
-@dataclass(frozen=True)
-class QueueMemberState:
-    queue: str
-    interface: str
-    member_name: str | None
-    paused: bool
-    paused_reason: str | None
-    status: int | None
-    calls_taken: int | None
-    removed: bool = False
-
-
 @dataclass
 class ChangeSet:
     calls: list[CallFacts] = field(default_factory=list)
     timeline: list[TimelineEntry] = field(default_factory=list)
     recordings: list[RecordingFinished] = field(default_factory=list)
-    members: list[QueueMemberState] = field(default_factory=list)
+    # Rows for a feature's own tables, by the name of the sink the feature
+    # registered with the call writer (written in the same transaction, in order).
+    rows: dict[str, list[Any]] = field(default_factory=dict)
 
     def extend(self, other: "ChangeSet") -> None:
         self.calls.extend(other.calls)
         self.timeline.extend(other.timeline)
         self.recordings.extend(other.recordings)
-        self.members.extend(other.members)
+        for sink, rows in other.rows.items():
+            self.rows.setdefault(sink, []).extend(rows)
 
     def __bool__(self) -> bool:
-        return bool(self.calls or self.timeline or self.recordings or self.members)
+        return bool(self.calls or self.timeline or self.recordings or any(self.rows.values()))
 
     def __len__(self) -> int:
-        return len(self.calls) + len(self.timeline) + len(self.recordings) + len(self.members)
+        return (len(self.calls) + len(self.timeline) + len(self.recordings)
+                + sum(len(r) for r in self.rows.values()))
 
 
 def dedupe_key(*parts: Any) -> str:

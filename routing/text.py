@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from pypinyin import lazy_pinyin
 
-from asr.intent.vocabulary import FILLERS
+from routing.vocabulary import FILLERS
 
 # Everything but letters and digits of any script, * and # (\w without "_").
 _DROP = re.compile(r"[^\w*#]+|_+")

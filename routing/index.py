@@ -10,11 +10,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from asr.intent import thresholds as T
-from asr.intent.text import fuzzy_all, normalize, syllables
-from asr.intent.vocabulary import GENERIC, OPERATOR_TERMS, TOPIC_CUES
-from asr.knowledge.files import knowledge_directory, load_items
-from asr.knowledge.model import KnowledgeItem
+from routing import thresholds as T
+from routing.text import fuzzy_all, normalize, syllables
+from routing.vocabulary import GENERIC, OPERATOR_TERMS, TOPIC_CUES
+from knowledge.files import knowledge_directory, load_items
+from knowledge.model import KnowledgeItem
 from hotline.settings import Settings, load_settings
 
 _NAME_SEPARATORS = re.compile(r"[、，,和及与/（）()\s]+")
@@ -52,7 +52,7 @@ def _bigrams(text: str) -> frozenset[str]:
 
 
 class Knowledge:
-    """Everything :func:`asr.intent.route` needs, built from knowledge items and the
+    """Everything :func:`routing.route` needs, built from knowledge items and the
     settings (departments, their names, the keypad menus, the operator key)."""
 
     def __init__(self, items: Sequence[KnowledgeItem], settings: Settings):

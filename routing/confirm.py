@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from enum import Enum
 
-from asr.intent.text import normalize, strip_fillers
-from asr.intent.vocabulary import CONFIRM_KEYS, CONFIRM_NO, CONFIRM_YES
+from routing.text import normalize, strip_fillers
+from routing.vocabulary import CONFIRM_KEYS, CONFIRM_NO, CONFIRM_YES
 
 
 class Answer(str, Enum):
