@@ -83,7 +83,7 @@ async def _calls(settings: Settings, linkedid: str | None, limit: int) -> object
 
 
 def _asterisk_config(settings: Settings, check: bool) -> int:
-    from hotline.asterisk_config import stale_generated, write_generated
+    from hotline.asterisk.generate import stale_generated, write_generated
 
     # config/asterisk sits beside the settings file, wherever that was read from.
     base = settings.source.parent if settings.source else Path("config")
@@ -103,7 +103,8 @@ def _asterisk_config(settings: Settings, check: bool) -> int:
 def _asterisk_secrets(settings: Settings, directory: str) -> int:
     import os
 
-    from hotline.asterisk_config import AsteriskConfigError, write_secrets
+    from hotline.asterisk.errors import AsteriskConfigError
+    from hotline.asterisk.secrets import write_secrets
 
     try:
         write_secrets(settings, Path(directory), os.environ)

@@ -18,25 +18,12 @@ from typing import Callable
 import pytest
 import yaml
 
-from hotline.asterisk_conf import (
-    Config,
-    ConfError,
-    Dialplan,
-    dialplan,
-    dialplan_rows,
-    parse_file,
-    parse_text,
-    pattern_matches,
-    split_app_args,
-)
-from hotline.asterisk_config import (
-    AsteriskConfigError,
-    render_generated,
-    stale_generated,
-    write_generated,
-    write_secrets,
-)
+from hotline.asterisk.errors import AsteriskConfigError
+from hotline.asterisk.generate import render_generated, stale_generated, write_generated
+from hotline.asterisk.parse import Config, ConfError, parse_file, parse_text
+from hotline.asterisk.secrets import write_secrets
 from hotline.settings import Settings, load_settings
+from tests.asterisk_dialplan import Dialplan, dialplan, dialplan_rows, pattern_matches, split_app_args
 
 REPO = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO / "config" / "asterisk"
