@@ -7,7 +7,9 @@ import asyncio
 import json
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from hotline.logs import configure_logging, get_logger
 from hotline.settings import Settings, SettingsError, load_settings
@@ -15,41 +17,28 @@ from hotline.settings import Settings, SettingsError, load_settings
 log = get_logger("hotline")
 
 
-async def _serve(settings: Settings, run_migrations: bool) -> None:
+async def _serve(settings: Settings, run_migrations: bool, web_only: bool) -> None:
     from aiohttp import web
 
-    from hotline.db import create_pool, migrate
-    from hotline.web import create_app
-    from ivr.bridge import Bridge
-    from ivr.menu.voice_service import VoiceService
+    from hotline.app import create_app
 
-    pool = await create_pool(settings.database.url, settings.database.pool_min, settings.database.pool_max)
-    voice = None
+    if run_migrations:
+        await _migrate(settings)
+    runner = web.AppRunner(create_app(settings, bridge=not web_only), handle_signals=False)
+    await runner.setup()
     try:
-        if run_migrations:
-            async with pool.acquire() as conn:
-                await migrate(conn)
-        voice = await VoiceService.start(settings, pool)
-        bridge = Bridge(settings, pool, voice.menu if voice else None)
-        await bridge.start()
-        runner = web.AppRunner(create_app(pool, bridge))
-        await runner.setup()
         site = web.TCPSite(runner, settings.service.http_host, settings.service.http_port)
         await site.start()
-        log.info("hotline serving", http_port=settings.service.http_port,
-                 ami=f"{settings.ami.host}:{settings.ami.port}")
+        log.info("hotline.serving", http_port=settings.service.http_port, web_only=web_only,
+                 ami=None if web_only else f"{settings.ami.host}:{settings.ami.port}")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        log.info("hotline stopping")
-        await runner.cleanup()
-        await bridge.stop()
+        log.info("hotline.stopping")
     finally:
-        if voice is not None:
-            await voice.close()
-        await pool.close()
+        await runner.cleanup()
 
 
 async def _migrate(settings: Settings) -> list[int]:
@@ -140,22 +129,42 @@ def _transcriber(settings: Settings, model: str | None, grammar: str | None):
     return transcribe
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hotline", description=__doc__)
-    parser.add_argument("--config", help="settings file (default: $HOTLINE_CONFIG or config/hotline.toml)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the AMI bridge, voice menu and web API")
-    serve.add_argument("--migrate", action="store_true", help="apply database migrations first")
-    commands.add_parser("migrate", help="apply database migrations")
-    commands.add_parser("check-config", help="validate settings and print the department table")
-    asterisk = commands.add_parser("asterisk-config", help="regenerate config/asterisk from the settings")
-    asterisk.add_argument("--check", action="store_true", help="only report whether files are out of date")
-    secrets_cmd = commands.add_parser("asterisk-secrets", help="create missing extension/AMI secrets")
-    secrets_cmd.add_argument("--dir", required=True, help="where Asterisk includes secrets/ from")
-    route = commands.add_parser("route", help="how the voice menu would route a caller's words (JSON)")
-    route.add_argument("text")
-    asr = commands.add_parser("asr", help="speech recognition tools")
-    asr_commands = asr.add_subparsers(dest="asr_command", required=True)
+# -- the commands, declared in one place ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[Settings, argparse.Namespace], "int | None"]
+
+
+def _no_arguments(_parser: argparse.ArgumentParser) -> None:
+    return None
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--migrate", action="store_true", help="apply database migrations first")
+    parser.add_argument("--web-only", action="store_true",
+                        help="no AMI connection: serve the web side, with live events from the "
+                             "other processes on the same database")
+
+
+def _asterisk_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--check", action="store_true", help="only report whether files are out of date")
+
+
+def _asterisk_secrets_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", required=True, help="where Asterisk includes secrets/ from")
+
+
+def _route_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("text")
+
+
+def _asr_arguments(parser: argparse.ArgumentParser) -> None:
+    asr_commands = parser.add_subparsers(dest="asr_command", required=True)
     evaluate = asr_commands.add_parser("eval", help="accuracy of recognition + routing on a JSONL manifest")
     evaluate.add_argument("manifest")
     evaluate.add_argument("--json", action="store_true", help="one JSON object per input line")
@@ -163,11 +172,84 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", help="Vosk model folder for audio lines (default: [asr] model_path)")
     evaluate.add_argument("--grammar", help="file of phrases, one per line: recognise only these "
                                             "(as the menu does with listen_grammar = \"knowledge\")")
-    from knowledge.commands import add_parser as add_knowledge_parser
-    add_knowledge_parser(commands)
-    calls = commands.add_parser("calls", help="recent calls, or one call's timeline")
-    calls.add_argument("linkedid", nargs="?")
-    calls.add_argument("--limit", type=int, default=20)
+
+
+def _knowledge_arguments(parser: argparse.ArgumentParser) -> None:
+    from knowledge.commands import add_arguments
+
+    add_arguments(parser)
+
+
+def _calls_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("linkedid", nargs="?")
+    parser.add_argument("--limit", type=int, default=20)
+
+
+def _run_serve(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_serve(settings, args.migrate, args.web_only))
+    return 0
+
+
+def _run_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    applied = asyncio.run(_migrate(settings))
+    print(f"applied migrations: {applied or 'none (up to date)'}")
+    return 0
+
+
+def _run_check_config(settings: Settings, _args: argparse.Namespace) -> int:
+    for dept in settings.departments:
+        print(f"{dept.code:18} {dept.queue:18} {','.join(dept.extensions):16} {dept.name}")
+    return 0
+
+
+def _run_route(_settings: Settings, args: argparse.Namespace) -> int:
+    from routing.evaluate import run_route
+
+    return run_route(args.text)
+
+
+def _run_asr(settings: Settings, args: argparse.Namespace) -> int:
+    from routing.evaluate import run_eval
+
+    return run_eval(args.manifest, as_json=args.json, min_accuracy=args.min_accuracy,
+                    transcribe=_transcriber(settings, args.model, args.grammar))
+
+
+def _run_knowledge(settings: Settings, args: argparse.Namespace) -> int:
+    from knowledge.commands import run_from_args
+
+    return run_from_args(settings, args)
+
+
+def _run_calls(settings: Settings, args: argparse.Namespace) -> int:
+    result = asyncio.run(_calls(settings, args.linkedid, args.limit))
+    print(json.dumps(result, default=str, ensure_ascii=False, indent=2))
+    return 0
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("serve", "run the AMI bridge, voice menu and web API", _serve_arguments, _run_serve),
+    Command("migrate", "apply database migrations", _no_arguments, _run_migrate),
+    Command("check-config", "validate settings and print the department table", _no_arguments,
+            _run_check_config),
+    Command("asterisk-config", "regenerate config/asterisk from the settings", _asterisk_config_arguments,
+            lambda settings, args: _asterisk_config(settings, args.check)),
+    Command("asterisk-secrets", "create missing extension/AMI secrets", _asterisk_secrets_arguments,
+            lambda settings, args: _asterisk_secrets(settings, args.dir)),
+    Command("route", "how the voice menu would route a caller's words (JSON)", _route_arguments, _run_route),
+    Command("asr", "speech recognition tools", _asr_arguments, _run_asr),
+    Command("knowledge", "the knowledge base (import, export, check, unplaced)", _knowledge_arguments,
+            _run_knowledge),
+    Command("calls", "recent calls, or one call's timeline", _calls_arguments, _run_calls),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline", description=__doc__)
+    parser.add_argument("--config", help="settings file (default: $HOTLINE_CONFIG or config/hotline.toml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.arguments(commands.add_parser(command.name, help=command.help))
     return parser
 
 
@@ -179,35 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hotline: bad settings: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.service.log_format)
-    if args.command == "serve":
-        asyncio.run(_serve(settings, args.migrate))
-    elif args.command == "migrate":
-        applied = asyncio.run(_migrate(settings))
-        print(f"applied migrations: {applied or 'none (up to date)'}")
-    elif args.command == "check-config":
-        for dept in settings.departments:
-            print(f"{dept.code:18} {dept.queue:18} {','.join(dept.extensions):16} {dept.name}")
-    elif args.command == "asterisk-config":
-        return _asterisk_config(settings, args.check)
-    elif args.command == "asterisk-secrets":
-        return _asterisk_secrets(settings, args.dir)
-    elif args.command == "route":
-        from routing.evaluate import run_route
-
-        return run_route(args.text)
-    elif args.command == "asr":
-        from routing.evaluate import run_eval
-
-        return run_eval(args.manifest, as_json=args.json, min_accuracy=args.min_accuracy,
-                        transcribe=_transcriber(settings, args.model, args.grammar))
-    elif args.command == "knowledge":
-        from knowledge.commands import run_from_args
-
-        return run_from_args(settings, args)
-    elif args.command == "calls":
-        result = asyncio.run(_calls(settings, args.linkedid, args.limit))
-        print(json.dumps(result, default=str, ensure_ascii=False, indent=2))
-    return 0
+    command = next(c for c in COMMANDS if c.name == args.command)
+    return command.run(settings, args) or 0
 
 
 if __name__ == "__main__":  # pragma: no cover

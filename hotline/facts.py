@@ -9,7 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -68,3 +68,21 @@ def dedupe_key(*parts: Any) -> str:
     """A stable key for one happening; the same inputs always give the same key."""
     blob = json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What one write transaction made true, as the event hub publishes it.
+
+    ``timeline`` holds only the rows that were new to the database (a replayed
+    event is not published twice). A batch committed by another ``hotline``
+    process arrives through PostgreSQL NOTIFY with its timeline only
+    (``local`` is false, and calls, recordings and rows are empty)."""
+
+    timeline: Sequence[TimelineEntry]
+    committed_at: float                       # time.time() after COMMIT
+    origin: str                               # the process that committed it
+    local: bool = True
+    calls: Sequence[CallFacts] = ()
+    recordings: Sequence[RecordingFinished] = ()
+    rows: Mapping[str, Sequence[Any]] = field(default_factory=dict)

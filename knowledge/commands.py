@@ -65,9 +65,8 @@ async def _with_database(settings: Settings, command: str, path: str | None, rep
         await conn.close()
 
 
-def add_parser(commands) -> None:
+def add_arguments(knowledge) -> None:
     """The ``knowledge`` sub-commands of the ``hotline`` command line."""
-    knowledge = commands.add_parser("knowledge", help="the knowledge base (import, export, check, unplaced)")
     sub = knowledge.add_subparsers(dest="knowledge_command", required=True)
     check = sub.add_parser("check", help="validate files without a database (default: config/knowledge)")
     check.add_argument("path", nargs="?")

@@ -1,7 +1,8 @@
 """Registers finished MixMonitor files in the database.
 
 Asterisk emits no MixMonitorStop when a recording ends with the call, so the
-bridge hands us the recorded channel's hangup. The file may still be closing,
+call tracker marks the recorded channel's hangup as a finished recording, and
+the registrar hears of it from the event hub once that is committed. The file may still be closing,
 so we wait ``settle_seconds`` and look again a few times before calling it
 missing. A missing, empty or unreadable file is stored with that status and
 logged as an error: flagged, never hidden.
@@ -37,12 +38,15 @@ def local_path(settings: RecordingSettings, asterisk_path: str) -> Path:
 
 
 class RecordingRegistrar:
-    def __init__(self, pool: asyncpg.Pool, settings: RecordingSettings):
-        self._pool = pool
+    def __init__(self, settings: RecordingSettings):
+        self._pool: asyncpg.Pool | None = None
         self._settings = settings
         self._tasks: set[asyncio.Task] = set()
         # A burst of hangups must not take every pooled connection from the call writer.
         self._slots = asyncio.Semaphore(2)
+
+    def start(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
 
     def submit(self, finished: Sequence[RecordingFinished]) -> None:
         """Register in the background; the AMI reader never waits for disk I/O."""
@@ -59,14 +63,15 @@ class RecordingRegistrar:
         with bound_call(item.linkedid):
             path = local_path(self._settings, item.asterisk_path)
             found = await self._inspect(path)
+            assert self._pool is not None, "RecordingRegistrar.start(pool) first"
             async with self._slots, self._pool.acquire() as conn:
                 await save_recording(conn, item.linkedid, item.uniqueid, item.asterisk_path,
                                      str(path), found)
             if found.status == "ok":
-                log.info("recording registered", path=str(path), bytes=found.bytes,
+                log.info("recording.registered", path=str(path), bytes=found.bytes,
                          duration=found.duration_seconds)
             else:
-                log.error("recording flagged", status=found.status, path=str(path), problem=found.problem)
+                log.error("recording.flagged", status=found.status, path=str(path), problem=found.problem)
             return found
 
     async def _inspect(self, path: Path) -> RecordingFile:

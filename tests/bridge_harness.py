@@ -1,4 +1,5 @@
-"""Running the real bridge against the Asterisk stand-in and a real PostgreSQL."""
+"""Running the real service (the composition root's application, without its
+HTTP listener) against the Asterisk stand-in and a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ from typing import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 
+from aiohttp import web
+
+from hotline.app import CORE, create_app
+from hotline.core import Core
 from hotline.settings import Settings
-from ivr.bridge import Bridge
+from ivr.menu.setup import VOICE_LISTENER
 from tests.conftest import ASTERISK_FIXTURES
 from tests.standin import AmiStandIn
 
@@ -26,15 +31,27 @@ def install_recordings(settings: Settings) -> Path:
 
 
 @asynccontextmanager
-async def bridge_on(server: AmiStandIn, settings: Settings, pool: asyncpg.Pool,
-                    listener=None) -> AsyncIterator[Bridge]:
-    bridge = Bridge(settings.with_overrides(ami={"port": server.port}), pool, listener)
-    await bridge.start()
+async def running(app: web.Application) -> AsyncIterator[Core]:
+    """The application started (cleanup_ctx entered) and stopped, with no HTTP site."""
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
     try:
-        await bridge.ami.wait_logged_in(timeout=5)
-        yield bridge
+        yield app[CORE]
     finally:
-        await bridge.stop()
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def bridge_on(server: AmiStandIn, settings: Settings, pool: asyncpg.Pool,
+                    listener=None) -> AsyncIterator[Core]:
+    """The service connected to the stand-in; ``listener``: a spoken menu the
+    test built (else the settings decide, which in tests means keypad only)."""
+    app = create_app(settings.with_overrides(ami={"port": server.port}), pool=pool,
+                     provide={VOICE_LISTENER: listener} if listener is not None else None)
+    async with running(app) as core:
+        assert core.ami is not None
+        await core.ami.wait_logged_in(timeout=5)
+        yield core
 
 
 async def eventually(check: Callable[[], Awaitable[object]], timeout: float = 10.0, what: str = "") -> object:

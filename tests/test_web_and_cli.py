@@ -8,8 +8,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.cli import main
 from hotline.logs import bound_call, configure_logging, get_logger
-from hotline.web import create_app
-from tests.bridge_harness import bridge_on, ended_call
+from hotline.app import CORE, create_app
+from tests.bridge_harness import ended_call
 from tests.conftest import ASTERISK_FIXTURES
 from tests.standin import AmiStandIn, Transcript
 
@@ -19,29 +19,37 @@ ABANDONED_CALL = "1795313813.2"
 async def test_calls_api_and_health(settings, db):
     transcript = Transcript.load(ASTERISK_FIXTURES / "call-queue-abandoned.jsonl")
     async with AmiStandIn([transcript.connection(1)]) as server:
-        async with bridge_on(server, settings, db) as bridge:
+        app = create_app(settings.with_overrides(ami={"port": server.port}), pool=db)
+        async with TestClient(TestServer(app)) as client:
+            core = app[CORE]
+            await core.ami.wait_logged_in(timeout=5)
             await ended_call(db, ABANDONED_CALL)
-            await bridge.settle()
-            async with TestClient(TestServer(create_app(db, bridge))) as client:
-                health = await client.get("/healthz")
-                assert health.status == 200
-                assert (await health.json())["ami_connected"] is True
+            await core.settle()
+            health = await client.get("/healthz")
+            assert health.status == 200
+            report = await health.json()
+            assert report["ami_connected"] is True and report["database"] is True
+            assert report["notify_listening"] is True and report["write_backlog"] == 0
 
-                listing = await (await client.get("/api/calls?limit=5")).json()
-                assert [c["linkedid"] for c in listing["calls"]] == [ABANDONED_CALL]
-                assert listing["calls"][0]["outcome"] == "abandoned"
+            listing = await (await client.get("/api/calls?limit=5")).json()
+            assert [c["linkedid"] for c in listing["calls"]] == [ABANDONED_CALL]
+            assert listing["calls"][0]["outcome"] == "abandoned"
 
-                one = await (await client.get(f"/api/calls/{ABANDONED_CALL}")).json()
-                assert one["call"]["caller_name"] == "王小明"
-                assert "queue.abandoned" in [e["kind"] for e in one["timeline"]]
-                assert one["recordings"][0]["status"] == "missing"
+            one = await (await client.get(f"/api/calls/{ABANDONED_CALL}")).json()
+            assert one["call"]["caller_name"] == "王小明"
+            assert "queue.abandoned" in [e["kind"] for e in one["timeline"]]
+            assert one["recordings"][0]["status"] == "missing"
 
-                bad = await client.get("/api/calls?limit=lots")
-                assert bad.status == 400 and "limit" in (await bad.json())["error"]
-                missing = await client.get("/api/calls/1.2.3")
-                assert missing.status == 404
-        async with TestClient(TestServer(create_app(db, bridge))) as client:
-            assert (await client.get("/healthz")).status == 503  # bridge stopped: not healthy
+            bad = await client.get("/api/calls?limit=lots")
+            assert bad.status == 400 and "limit" in (await bad.json())["error"]
+            missing = await client.get("/api/calls/1.2.3")
+            assert missing.status == 404
+    # Asterisk unreachable (the stand-in is gone): up, but not healthy.
+    app = create_app(settings.with_overrides(ami={"port": server.port}), pool=db)
+    async with TestClient(TestServer(app)) as client:
+        health = await client.get("/healthz")
+        assert health.status == 503
+        assert (await health.json())["ami_connected"] is False
 
 
 def test_cli_migrate_and_calls(database_url, monkeypatch, capsys):

@@ -41,7 +41,7 @@ CALL_COLUMNS: dict[str, str] = {
 }
 
 
-def _merge_calls(facts: Iterable[CallFacts], now: datetime) -> list[dict[str, Any]]:
+def merge_calls(facts: Iterable[CallFacts], now: datetime) -> list[dict[str, Any]]:
     """One row per call: the first value seen for each column wins within a batch,
     as it does against the stored row."""
     merged: dict[str, dict[str, Any]] = {}
@@ -82,10 +82,11 @@ SELECT l, u, o, k, d::jsonb, x
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
      AS t(l, u, o, k, d, x)
 ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING dedupe_key
 """
 
 async def write_calls(conn: asyncpg.Connection, facts: Sequence[CallFacts]) -> int:
-    rows = _merge_calls(facts, datetime.now(timezone.utc))
+    rows = merge_calls(facts, datetime.now(timezone.utc))
     if not rows:
         return 0
     arrays = [[r["linkedid"] for r in rows]] + [[r.get(c) for r in rows] for c in CALL_COLUMNS]
@@ -93,10 +94,11 @@ async def write_calls(conn: asyncpg.Connection, facts: Sequence[CallFacts]) -> i
     return len(rows)
 
 
-async def write_timeline(conn: asyncpg.Connection, entries: Sequence[TimelineEntry]) -> int:
+async def write_timeline(conn: asyncpg.Connection, entries: Sequence[TimelineEntry]) -> set[str]:
+    """Insert the rows not yet stored; returns the dedupe keys of those inserted."""
     if not entries:
-        return 0
-    await conn.execute(
+        return set()
+    inserted = await conn.fetch(
         _INSERT_TIMELINE,
         [e.linkedid for e in entries],
         [e.uniqueid for e in entries],
@@ -105,7 +107,7 @@ async def write_timeline(conn: asyncpg.Connection, entries: Sequence[TimelineEnt
         [json.dumps(e.detail, ensure_ascii=False, default=str) for e in entries],
         [e.dedupe_key for e in entries],
     )
-    return len(entries)
+    return {r["dedupe_key"] for r in inserted}
 
 
 async def open_calls(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -5,20 +5,25 @@ collect for ``flush_interval`` seconds (or until ``flush_max_rows``) and go to
 PostgreSQL in one transaction of set-based statements. If PostgreSQL is away,
 the batch is kept and retried with back-off: nothing is dropped, and the log
 says how much is waiting.
+
+After each commit the batch goes to the publisher (the event hub): its new
+timeline rows are also sent with ``NOTIFY`` inside the same transaction, so
+other processes hear of exactly the rows that committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 import asyncpg
 
 from hotline.logs import get_logger
 from hotline.settings import CallSettings
 from ivr.calls import store
-from hotline.facts import CallFacts, ChangeSet, RecordingFinished, TimelineEntry
+from hotline.facts import CallFacts, ChangeSet, Committed, TimelineEntry
+from hotline.hub import NOTIFY_CHANNEL
 
 log = get_logger(__name__)
 
@@ -32,19 +37,24 @@ _TRANSIENT = (
     asyncpg.AdminShutdownError,
 )
 
-RecordingsHook = Callable[[Sequence[RecordingFinished]], Awaitable[None] | None]
-CommitHook = Callable[[Sequence[TimelineEntry], float], None]
 Sink = Callable[[asyncpg.Connection, Sequence[Any]], Awaitable[Any]]
 
 
+class Publisher(Protocol):
+    """Who hears of committed batches (:class:`hotline.hub.EventHub`)."""
+
+    origin: str
+
+    def encode(self, timeline: Sequence[TimelineEntry]) -> list[str]: ...
+
+    def publish(self, committed: Committed, messages: Sequence[str] | None = None) -> None: ...
+
+
 class CallWriter:
-    def __init__(self, pool: asyncpg.Pool, settings: CallSettings,
-                 on_recordings: RecordingsHook | None = None,
-                 on_committed: CommitHook | None = None):
-        self._pool = pool
+    def __init__(self, settings: CallSettings, publisher: Publisher | None = None):
+        self._pool: asyncpg.Pool | None = None
         self._settings = settings
-        self._on_recordings = on_recordings
-        self._on_committed = on_committed
+        self._publisher = publisher
         self._pending = ChangeSet()
         self._submitted = 0
         self._committed = 0
@@ -61,7 +71,8 @@ class CallWriter:
         transaction as the call facts, after them, in submission order."""
         self._sinks[name] = write
 
-    def start(self) -> None:
+    def start(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="call-writer")
 
@@ -93,7 +104,7 @@ class CallWriter:
             try:
                 await self.flush()
             except asyncio.TimeoutError:
-                log.error("call writer closed with unwritten changes", backlog=self.backlog)
+                log.error("writer.closed_with_backlog", backlog=self.backlog)
         self._task.cancel()
         try:
             await self._task
@@ -119,36 +130,41 @@ class CallWriter:
                     retry_delay = 0.5
                     break
                 except _TRANSIENT as exc:
-                    log.error("writing call records failed; will retry", error=repr(exc),
+                    log.error("writer.retrying", error=repr(exc),
                               batch=len(batch), waiting=self.backlog, retry_in=retry_delay)
                     await asyncio.sleep(retry_delay)
                     retry_delay = min(retry_delay * 2, 10.0)
                 except asyncpg.PostgresError as exc:
                     # Retrying a batch PostgreSQL rejects would stop every later write:
                     # put the rows in the log, where they can be recovered, and go on.
-                    log.error("call records rejected by PostgreSQL; rows logged here",
+                    log.error("writer.batch_rejected", detail="rows logged here for recovery",
                               error=repr(exc), calls=[(c.linkedid, dict(c.fields)) for c in batch.calls],
                               timeline=[(t.linkedid, t.kind, dict(t.detail)) for t in batch.timeline])
                     break
             async with self._progress:
                 self._committed = target
                 self._progress.notify_all()
-            if batch.recordings and self._on_recordings is not None:
-                result = self._on_recordings(batch.recordings)
-                if asyncio.iscoroutine(result):
-                    await result
 
     async def _write(self, batch: ChangeSet) -> None:
+        assert self._pool is not None, "CallWriter.start(pool) first"
         # Every timeline row needs its call row; a row-less call gets one here.
         calls = batch.calls + [CallFacts(linkedid, {}) for linkedid in {t.linkedid for t in batch.timeline}]
+        messages: list[str] = []
         async with self._pool.acquire() as conn:
             async with conn.transaction():
                 await store.write_calls(conn, calls)
-                await store.write_timeline(conn, batch.timeline)
+                inserted = await store.write_timeline(conn, batch.timeline)
+                new = [t for t in batch.timeline if t.dedupe_key in inserted]
                 for name, rows in batch.rows.items():
                     if rows:
                         await self._sinks[name](conn, rows)
+                if self._publisher is not None and new:
+                    messages = self._publisher.encode(new)
+                    await conn.execute("SELECT pg_notify($1, m) FROM unnest($2::text[]) AS m",
+                                       NOTIFY_CHANNEL, messages)
         self.batches += 1
-        self.rows_written += len(batch.timeline)
-        if self._on_committed is not None:
-            self._on_committed(batch.timeline, time.time())
+        self.rows_written += len(new)
+        if self._publisher is not None:
+            self._publisher.publish(Committed(
+                timeline=new, committed_at=time.time(), origin=self._publisher.origin,
+                calls=batch.calls, recordings=batch.recordings, rows=batch.rows), messages)

@@ -1,0 +1,143 @@
+"""The callers in the voice menu: one AsyncAGI session each.
+
+``AsyncAGIStart`` starts a :class:`~ivr.menu.session.MenuSession` for the
+caller's channel; ``AsyncAGIExec`` results go to it; ``AsyncAGIEnd`` or
+``Hangup`` ends it. After every AMI login, a caller Asterisk shows in
+``AGI(agi:async)`` that no session here owns (the bridge restarted mid-menu)
+is sent back to the dialplan's fallback queue. Every menu step is a timeline
+row, submitted to the call writer like the tracker's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+from hotline.core import Core
+from hotline.facts import ChangeSet, TimelineEntry, dedupe_key
+from hotline.logs import bound_call, get_logger
+from ivr.ami import AmiConnection
+from ivr.ami.message import Event, event_name
+from ivr.menu.agi_result import parse_agi_env
+from ivr.menu.async_agi import AgiCommandError, AgiHangup, AsyncAgiChannel
+from ivr.menu.session import IntentListener, MenuSession
+
+log = get_logger(__name__)
+
+Record = Callable[[str, Mapping[str, Any]], None]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class MenuSessions:
+    def __init__(self, core: Core, listener: IntentListener | None = None):
+        self.core = core
+        self.listener = listener
+        self._agi: dict[str, AsyncAgiChannel] = {}   # channel name -> live AGI session
+        self._tasks: set[asyncio.Task] = set()
+
+    def subscribe(self) -> None:
+        events = self.core.ami_events
+        events.subscribe("AsyncAGIStart", self.started)
+        events.subscribe("AsyncAGIExec", self.executed)
+        events.subscribe("AsyncAGIEnd", self.ended)
+        events.subscribe("Hangup", self.ended)
+        self.core.on_login("menu.rescue", self.rescue_orphans)
+
+    @property
+    def ami(self) -> AmiConnection:
+        assert self.core.ami is not None, "the voice menu needs the AMI connection"
+        return self.core.ami
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- events ------------------------------------------------------------------------
+
+    def started(self, event: Event, _received_at: datetime) -> None:
+        channel = str(event.get("channel", ""))
+        uniqueid = str(event.get("uniqueid", ""))
+        linkedid = str(event.get("linkedid") or uniqueid)
+        if channel in self._agi:
+            return  # the same AsyncAGIStart delivered twice
+        try:
+            env = parse_agi_env(str(event.get("env", "")))
+        except ValueError as exc:
+            log.error("menu.agi_env_malformed", error=str(exc), reaction="fallback_queue")
+            env = {}
+        agi = AsyncAgiChannel(self.ami, channel, uniqueid, linkedid, env)
+        self._agi[channel] = agi
+        record = self.recorder(linkedid, uniqueid)
+        if not env:
+            self._run(self._break_to_fallback(agi, record, "malformed AGI environment"), linkedid, uniqueid)
+        else:
+            self._run(MenuSession(agi, self.core.settings, record, self.listener).run(), linkedid, uniqueid)
+
+    def executed(self, event: Event, _received_at: datetime) -> None:
+        session = self._agi.get(str(event.get("channel", "")))
+        if session is not None:
+            session.deliver(event)
+
+    def ended(self, event: Event, _received_at: datetime) -> None:
+        session = self._agi.pop(str(event.get("channel", "")), None)
+        if session is not None:
+            session.end(event_name(event))
+
+    # -- after every login -------------------------------------------------------------
+
+    async def rescue_orphans(self, _ami: AmiConnection, channels: list[Event]) -> None:
+        for item in channels:
+            waiting_in_menu = str(item.get("application", "")).upper() == "AGI" and \
+                "agi:async" in str(item.get("applicationdata", ""))
+            channel = str(item.get("channel", ""))
+            if waiting_in_menu and channel not in self._agi:
+                self._rescue(item)
+
+    def _rescue(self, item: Mapping[str, Any]) -> None:
+        """A caller waits in AGI(agi:async) with no menu behind it (the bridge
+        restarted mid-menu): send them to the dialplan's fallback queue."""
+        channel = str(item.get("channel"))
+        uniqueid = str(item.get("uniqueid"))
+        linkedid = str(item.get("linkedid") or uniqueid)
+        agi = AsyncAgiChannel(self.ami, channel, uniqueid, linkedid, {})
+        self._agi[channel] = agi
+        self._run(self._break_to_fallback(agi, self.recorder(linkedid, uniqueid),
+                                          "menu session lost across a reconnect"), linkedid, uniqueid)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _run(self, work: Any, linkedid: str, uniqueid: str) -> None:
+        async def bound() -> None:
+            with bound_call(linkedid):
+                await work
+
+        task = asyncio.create_task(bound(), name=f"menu-{uniqueid}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def recorder(self, linkedid: str, uniqueid: str) -> Record:
+        """The menu's timeline writer for one caller: each row gets a key of its
+        own (menu steps are not AMI events and are never replayed)."""
+        run = uuid.uuid4().hex
+        counter = iter(range(1, 1_000_000))
+        writer = self.core.writer
+
+        def record(kind: str, detail: Mapping[str, Any]) -> None:
+            entry = TimelineEntry(linkedid=linkedid, uniqueid=uniqueid, occurred_at=_now(), kind=kind,
+                                  detail=dict(detail), dedupe_key=dedupe_key("menu", run, next(counter)))
+            writer.submit(ChangeSet(timeline=[entry]))
+
+        return record
+
+    async def _break_to_fallback(self, agi: AsyncAgiChannel, record: Record, reason: str) -> None:
+        record("menu.rescued", {"reason": reason})
+        try:
+            await agi.command("ASYNCAGI BREAK", timeout=5.0)
+        except (AgiHangup, AgiCommandError, asyncio.TimeoutError) as exc:
+            log.error("menu.fallback_failed", error=repr(exc))
