@@ -49,8 +49,11 @@ class CallSession:
         self._writer: asyncio.StreamWriter | None = None
         self._stream: Stream | None = None
         self._owner_reason: tuple[str, str] | None = None
-        self._playing = False
-        self._stop_playback = False
+        # The prompt being played: resolving ``_stop`` ends it at once (barge-in,
+        # stop_playback); ``_idle`` is set while nothing plays.
+        self._stop: asyncio.Future[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._barge_in = False
         self.audio_frames_in = 0
         # Real-time accounting: the time each frame is due if the line runs at
@@ -121,36 +124,40 @@ class CallSession:
         the connection. A new play stops the one in progress."""
         if not self.connected or self._writer is None:
             return False
-        if self._playing:
+        while self._stop is not None:        # another play: stop it and wait until it has let go
             self.stop_playback()
-            while self._playing:
-                await asyncio.sleep(0.005)
-        self._playing, self._stop_playback, self._barge_in = True, False, barge_in
+            await self._idle.wait()
         loop = asyncio.get_running_loop()
+        stop = self._stop = loop.create_future()
+        self._idle.clear()
+        self._barge_in = barge_in
         start = loop.time()
         try:
             for index, frame in enumerate(audio_frames(pcm, self._settings.frame_bytes)):
-                if self._stop_playback or not self.connected or self._writer.is_closing():
+                if stop.done() or not self.connected or self._writer.is_closing():
                     return False
                 self._writer.write(frame)
                 await self._writer.drain()
+                # Pace to real time: the next frame is due then, unless stopped before.
                 delay = start + (index + 1) * 0.02 - PLAYBACK_LEAD - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            return not self._stop_playback
+                if delay > 0 and not stop.done():
+                    await asyncio.wait((stop,), timeout=delay)
+            return not stop.done()
         except ConnectionError:
             return False
         finally:
-            self._playing = False
+            self._stop = None
+            self._idle.set()
 
     def stop_playback(self) -> None:
-        """Stop the prompt being played (within 20 ms)."""
-        self._stop_playback = True
+        """Stop the prompt being played (at once; nothing if none plays)."""
+        if self._stop is not None and not self._stop.done():
+            self._stop.set_result(None)
 
     @property
     def playing(self) -> bool:
         """True while :meth:`play` is sending audio."""
-        return self._playing
+        return self._stop is not None
 
     async def hangup(self) -> None:
         """Send ``00 00 00``: Asterisk leaves AudioSocket() and the call continues
@@ -310,9 +317,8 @@ class CallSession:
     def _emit(self, event: SessionEvent) -> None:
         if isinstance(event, StreamFailed):
             self._log("warning", "asr.stream_failed", reason=event.reason, detail=event.detail)
-        if self._playing and self._barge_in and (
-                isinstance(event, Dtmf) or (isinstance(event, Partial) and event.text)):
-            self._stop_playback = True
+        if self._barge_in and (isinstance(event, Dtmf) or (isinstance(event, Partial) and event.text)):
+            self.stop_playback()
         self._events.put_nowait(event)
 
     def _close_transport(self) -> None:
