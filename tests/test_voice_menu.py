@@ -25,7 +25,7 @@ import pytest
 
 from asr.audio import read_pcm, write_wav
 from asr.engine import bundled_test_model_path
-from ivr.menu.voice_service import VoiceService
+from ivr.menu.voice import VoiceService
 from tests.bridge_harness import (QUEUE_ADD_8006, bridge_on, ended_call, eventually, timeline_detail,
                                   timeline_kinds)
 from tests.conftest import ASTERISK_FIXTURES

@@ -15,15 +15,13 @@ is unreachable.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from hotline.logs import get_logger
 from hotline.settings import Department, Settings
 from ivr.menu.async_agi import AgiCommandError, AgiHangup, AsyncAgiChannel
 from ivr.menu.keypad import MenuPosition, OpenMenu, Retry, Route, decide
-
-if TYPE_CHECKING:
-    from ivr.menu.voice import VoiceOutcome
+from ivr.menu.voice.dialogue import Outcome, VoiceOutcome
 
 log = get_logger(__name__)
 
@@ -34,7 +32,7 @@ ALL_KEYS = "0123456789*#"
 class IntentListener(Protocol):
     """The spoken menu: greets the caller, listens, and says how to go on."""
 
-    async def listen(self, agi: AsyncAgiChannel, record: Record) -> "VoiceOutcome": ...
+    async def listen(self, agi: AsyncAgiChannel, record: Record) -> VoiceOutcome: ...
 
 
 class MenuSession:
@@ -57,7 +55,7 @@ class MenuSession:
         except AgiHangup as exc:
             self.record("menu.caller_left", {"detail": str(exc)})
         except (AgiCommandError, asyncio.TimeoutError) as exc:
-            log.error("menu failed; sending the caller to the fallback queue", error=repr(exc))
+            log.error("menu.failed", error=repr(exc), detail="sending the caller to the fallback queue")
             self.record("menu.failed", {"error": str(exc)})
             await self._fallback_after_error()
 
@@ -66,17 +64,17 @@ class MenuSession:
         keypad menu should start with its own greeting."""
         assert self.listener is not None
         outcome = await self.listener.listen(self.agi, self.record)
-        if outcome.action == "route" and outcome.department:
+        if outcome.action is Outcome.ROUTE and outcome.department:
             await self._route(Route(outcome.department, "key" if outcome.key else "speech"))
             return True
-        if outcome.action == "resolved":
+        if outcome.action is Outcome.RESOLVED:
             self.record("menu.resolved", {"reason": outcome.reason})
             await self.agi.command("HANGUP")
             return True
-        if outcome.action == "keypad":
+        if outcome.action is Outcome.KEYPAD:
             await self._keypad(outcome.key)
             return True
-        return outcome.action == "gone"
+        return outcome.action is Outcome.GONE
 
     async def _keypad(self, key: str) -> None:
         menu = self.settings.menu
@@ -109,7 +107,7 @@ class MenuSession:
         await self.agi.command(f"SET VARIABLE HOTLINE_INTENT {department.code}")
         self.record("menu.routed", {"department": department.code, "queue": department.queue,
                                     "reason": decision.reason})
-        log.info("menu routed the caller", department=department.code, reason=decision.reason)
+        log.info("menu.routed", department=department.code, reason=decision.reason)
         if department.code == self.settings.menu.fallback_department:
             await self.agi.command("ASYNCAGI BREAK")
             return
@@ -121,4 +119,4 @@ class MenuSession:
         try:
             await self.agi.command("ASYNCAGI BREAK", timeout=5.0)
         except (AgiHangup, AgiCommandError, asyncio.TimeoutError) as exc:
-            log.error("could not return the caller to the dialplan", error=repr(exc))
+            log.error("menu.dialplan_return_failed", error=repr(exc))

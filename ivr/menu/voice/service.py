@@ -1,5 +1,7 @@
-"""Starting the spoken menu in ``hotline serve``: the speech model and its
-recogniser pool, the AudioSocket server, the knowledge base, the prompts.
+"""What the spoken menu shares between calls: the :class:`VoiceMenu` every
+call's dialogue runs in, and :class:`VoiceService`, which starts it in
+``hotline serve`` (the speech model and its recogniser pool, the AudioSocket
+server, the knowledge base, the prompts).
 
 A missing or broken model is a clear error at start-up, and the service runs
 with the keypad menu only (it does not refuse to start: callers must still get
@@ -8,23 +10,80 @@ through)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 import asyncpg
 
 from asr.audiosocket import AudioSocketServer
 from asr.engine import ModelError, RecognizerPool
-from routing import Knowledge
+from routing import Decision, Knowledge
+from routing.vocabulary import CONFIRM_NO, CONFIRM_YES, OPERATOR_TERMS
 from knowledge.store import record_unplaced
 from hotline.logs import get_logger
 from hotline.settings import Settings
+from ivr.menu.async_agi import AsyncAgiChannel
 from ivr.menu.prompts import PromptLibrary
-from ivr.menu.voice import VoiceMenu
+from ivr.menu.voice.dialogue import Record, VoiceOutcome, _Dialogue
 
 log = get_logger(__name__)
 
+# (transcript, recogniser confidence, linkedid, decision) -> stored for the knowledge-base editors
+UnplacedSink = Callable[[str, "float | None", str, Mapping[str, object]], Awaitable[object]]
+
+
+class VoiceMenu:
+    """Shared by every call of the process; :meth:`listen` runs one caller's dialogue."""
+
+    def __init__(self, settings: Settings, server: AudioSocketServer, knowledge: Knowledge,
+                 prompts: PromptLibrary, unplaced: UnplacedSink | None = None):
+        self.settings = settings
+        self.server = server
+        self.knowledge = knowledge
+        self.prompts = prompts
+        self.unplaced = unplaced
+        self.question_grammar = _question_grammar(knowledge) if settings.voice.listen_grammar == "knowledge" else None
+        self.confirm_grammar = (sorted(set(CONFIRM_YES) | set(CONFIRM_NO)) + ["[unk]"]
+                                if self.question_grammar is not None else None)
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def audiosocket_address(self) -> str:
+        """host:port for Asterisk's AudioSocket(): configured, or our own listening socket."""
+        return (self.settings.voice.audiosocket_address
+                or f"{self.settings.asr.audiosocket_host}:{self.server.port}")
+
+    async def listen(self, agi: AsyncAgiChannel, record: Record) -> VoiceOutcome:
+        return await _Dialogue(self, agi, record).run()
+
+    def store_unplaced(self, text: str, confidence: float | None, linkedid: str, decision: Decision) -> None:
+        """Keep a question nobody could place, without holding up the caller."""
+        if self.unplaced is None:
+            return
+
+        async def store() -> None:
+            try:
+                await self.unplaced(text, confidence, linkedid, decision.to_dict())
+            except Exception as exc:  # the caller goes on; the editors lose one question, logged
+                log.error("voice.unplaced_not_stored", error=repr(exc), text=text)
+
+        task = asyncio.create_task(store())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _question_grammar(knowledge: Knowledge) -> list[str]:
+    """The menu's words for a grammar-restricted recogniser: every knowledge-base
+    keyword as written (a recogniser splits them on spaces), the operator words,
+    and ``[unk]`` for the rest."""
+    phrases = {keyword for item in knowledge.items.values() for keyword in item.keywords}
+    phrases |= set(OPERATOR_TERMS)
+    return sorted(p for p in phrases if p.strip()) + ["[unk]"]
+
 
 class VoiceService:
+    """The running spoken menu of ``hotline serve``: :attr:`menu` is the
+    :class:`~ivr.menu.session.IntentListener` the keypad menu hands over to."""
+
     def __init__(self, menu: VoiceMenu, server: AudioSocketServer, pool: RecognizerPool):
         self.menu = menu
         self.server = server
