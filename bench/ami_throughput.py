@@ -15,13 +15,24 @@ fixed offered rate, and prints:
 The menu's AsyncAGI events are left out of the stream: menus are driven per call
 by the AGI tests, and here they would only measure the stand-in.
 
+The service is the composition root's application (``create_app``) with its
+HTTP site up, so every committed batch also goes through the event hub: to
+PostgreSQL NOTIFY always, and with ``--ws-clients N`` to N WebSocket clients
+of ``/ws/events`` run in a separate process (``bench.ws_clients``), as
+browsers would be.
+
     .venv/bin/python -m bench.ami_throughput --rate 6000 --seconds 60 --calls 200
+    .venv/bin/python -m bench.ami_throughput --rate 6000 --seconds 60 --calls 200 --ws-clients 200
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import signal
+import socket
+import sys
 import os
 import re
 import resource
@@ -31,11 +42,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import asyncpg
+from aiohttp import web
 
+from hotline.app import CORE, create_app
 from hotline.db import migrate
 from hotline.logs import configure_logging
 from hotline.settings import load_settings
-from ivr.bridge import Bridge
 from hotline.facts import ChangeSet
 from ivr.ami.message import normalize
 from ivr.calls.tracker import CallTracker
@@ -100,13 +112,35 @@ def recorded_messages_from_text(text: str) -> dict[str, str]:
     return headers
 
 
-async def run(rate: int, seconds: float, concurrent: int, database_url: str) -> dict:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def start_browsers(port: int, clients: int) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.ws_clients", "--url", f"ws://127.0.0.1:{port}/ws/events",
+        "--clients", str(clients), stdout=asyncio.subprocess.PIPE)
+    return process
+
+
+async def stop_browsers(process: asyncio.subprocess.Process) -> dict:
+    process.send_signal(signal.SIGTERM)
+    out, _ = await process.communicate()
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+async def run(rate: int, seconds: float, concurrent: int, database_url: str, ws_clients: int) -> dict:
     settings = load_settings(env={})
+    http_port = free_port()
     settings = settings.with_overrides(
         ami={"secret": "s3cret", "ping_interval": 5.0, "ping_timeout": 5.0},
         recordings={"local_dir": "/nonexistent-bench", "settle_seconds": 0.0, "missing_retries": 1},
+        service={"http_host": "127.0.0.1", "http_port": http_port},
+        asr={"model_path": ""},
     )
-    pool = await asyncpg.create_pool(database_url, min_size=2, max_size=4)
+    pool = await asyncpg.create_pool(database_url, min_size=2, max_size=6)
     async with pool.acquire() as conn:
         await migrate(conn)
         await conn.execute("TRUNCATE calls, recordings, queue_members CASCADE")
@@ -116,14 +150,24 @@ async def run(rate: int, seconds: float, concurrent: int, database_url: str) -> 
     latencies: list[float] = []
 
     async with AmiStandIn([]) as server:
-        bridge = Bridge(settings.with_overrides(ami={"port": server.port}), pool)
+        app = create_app(settings.with_overrides(ami={"port": server.port}), pool=pool)
+        core = app[CORE]
 
-        def committed(entries, at):
-            latencies.extend(at - e.occurred_at.timestamp() for e in entries)
+        def committed(batch):
+            latencies.extend(batch.committed_at - e.occurred_at.timestamp() for e in batch.timeline)
 
-        bridge.writer._on_committed = committed
-        await bridge.start()
-        await bridge.ami.wait_logged_in(5)
+        core.hub.subscribe(committed, remote=False)
+        runner = web.AppRunner(app, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", http_port).start()
+        browsers = await start_browsers(http_port, ws_clients) if ws_clients else None
+        if browsers is not None:
+            for _ in range(300):
+                if core.hub.browsers.clients() >= ws_clients:
+                    break
+                await asyncio.sleep(0.05)
+        await core.ami.wait_logged_in(5)
+        attached = core.hub.browsers.clients()
         active: list[tuple[int, int]] = []  # (call number, next event index)
         next_call = 0
         sent = 0
@@ -160,11 +204,15 @@ async def run(rate: int, seconds: float, concurrent: int, database_url: str) -> 
             if delay > 0:
                 await asyncio.sleep(delay)
         offered_for = loop.time() - started
-        await bridge.ami.request({"Action": "Ping"}, timeout=120)
-        await bridge.writer.flush(timeout=120)
+        await core.ami.request({"Action": "Ping"}, timeout=120)
+        await core.writer.flush(timeout=120)
         drained_for = loop.time() - started
         cpu = time.process_time() - cpu_start
-        await bridge.stop()
+        await asyncio.sleep(0.5)   # the last messages reach the browsers
+        received = await stop_browsers(browsers) if browsers is not None else None
+        batches = core.writer.batches
+        dropped = core.hub.browsers.dropped
+        await runner.cleanup()
 
     async with pool.acquire() as conn:
         calls = await conn.fetchval("SELECT count(*) FROM calls")
@@ -175,7 +223,7 @@ async def run(rate: int, seconds: float, concurrent: int, database_url: str) -> 
         unanswered = await conn.fetchval("SELECT count(*) FROM call_outcomes WHERE outcome <> 'answered'")
     await pool.close()
     latencies.sort()
-    return {
+    result = {
         "events_sent": sent,
         "calls": calls_started,
         "offered_seconds": round(offered_for, 1),
@@ -191,8 +239,14 @@ async def run(rate: int, seconds: float, concurrent: int, database_url: str) -> 
         "latency_max_ms": round(latencies[-1] * 1000, 1) if latencies else None,
         "bridge_cpu_seconds": round(cpu, 1),
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "write_batches": bridge.writer.batches,
+        "write_batches": batches,
+        "ws_clients_attached": attached,
+        "ws_clients_dropped": dropped,
     }
+    if received is not None:
+        result.update({f"ws_{k}": v for k, v in received.items()})
+        result["ws_messages_per_client"] = round(received["messages"] / max(1, received["connected"]), 1)
+    return result
 
 
 def main() -> None:
@@ -200,6 +254,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=6000, help="offered AMI events per second")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--calls", type=int, default=200, help="concurrent simulated calls")
+    parser.add_argument("--ws-clients", type=int, default=0,
+                        help="WebSocket clients of /ws/events, in a separate process")
     args = parser.parse_args()
     configure_logging("console", level=50)
     cluster = None
@@ -208,7 +264,7 @@ def main() -> None:
         cluster = ThrowawayCluster()
         url = cluster.start()
     try:
-        result = asyncio.run(run(args.rate, args.seconds, args.calls, url))
+        result = asyncio.run(run(args.rate, args.seconds, args.calls, url, args.ws_clients))
     finally:
         if cluster:
             cluster.stop()

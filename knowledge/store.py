@@ -111,7 +111,7 @@ async def replace_all(db: Db, items: Sequence[KnowledgeItem]) -> ReplaceResult:
     result = ReplaceResult(inserted=row["inserted"], updated=row["updated"],
                            unchanged=len(items) - row["inserted"] - row["updated"],
                            deleted=tuple(sorted(r["id"] for r in deleted)))
-    log.info("knowledge base replaced", inserted=result.inserted, updated=result.updated,
+    log.info("knowledge.replaced", inserted=result.inserted, updated=result.updated,
              unchanged=result.unchanged, deleted=len(result.deleted))
     return result
 

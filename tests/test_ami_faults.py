@@ -136,4 +136,4 @@ async def test_refused_login_is_reported_and_retried(settings, caplog):
             assert ami.logins == 1 and server.connections == 2
         finally:
             await ami.close()
-    assert "AMI login refused" in caplog.text
+    assert "ami.login_refused" in caplog.text

@@ -103,12 +103,12 @@ class AmiConnection(Manager):
                 await self._session()
                 delay = self.settings.reconnect_min
             except AmiLoginFailed as exc:
-                log.error("AMI login refused; check ami.username / HOTLINE_AMI_SECRET", error=str(exc))
+                log.error("ami.login_refused", error=str(exc), hint="check ami.username / HOTLINE_AMI_SECRET")
                 delay = self.settings.reconnect_max
             except (OSError, AmiError, asyncio.TimeoutError) as exc:
-                log.warning("AMI connection failed", error=repr(exc), retry_in=round(delay, 2))
+                log.warning("ami.connect_failed", error=repr(exc), retry_in=round(delay, 2))
             except Exception:
-                log.exception("AMI session crashed")
+                log.exception("ami.session_crashed")
             if self._stopping:
                 break
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
@@ -134,7 +134,7 @@ class AmiConnection(Manager):
             except AmiActionFailed as exc:
                 raise AmiLoginFailed(exc.message) from exc
             self.logins += 1
-            log.info("AMI logged in", host=self.settings.host, port=self.settings.port, session=self.logins)
+            log.info("ami.logged_in", host=self.settings.host, port=self.settings.port, session=self.logins)
             await self.refresh_heartbeat()
             keepalive = asyncio.create_task(self._keepalive(), name="ami-keepalive")
             if self._login_hook is not None:
@@ -149,7 +149,7 @@ class AmiConnection(Manager):
 
     def connection_lost(self, exc) -> None:  # called by the protocol
         if not self._stopping:
-            log.warning("AMI connection lost", error=repr(exc) if exc else None)
+            log.warning("ami.connection_lost", error=repr(exc) if exc else None)
         self._lost.set()
 
     def ping(self) -> None:  # panoramisk's unchecked pinger; ours is _keepalive
@@ -196,7 +196,7 @@ class AmiConnection(Manager):
                 await self.request({"Action": "Ping"}, timeout=self.settings.ping_timeout)
                 await self.refresh_heartbeat()
             except AmiActionTimeout:
-                log.error("AMI keepalive unanswered: socket presumed half-open, reconnecting",
+                log.error("ami.keepalive_unanswered", detail="socket presumed half-open, reconnecting",
                           timeout=self.settings.ping_timeout)
                 if self.protocol is not None and self.protocol.transport is not None:
                     self.protocol.transport.abort()

@@ -38,7 +38,7 @@ class HotlineAMIProtocol(AMIProtocol):
     def data_received(self, data: bytes) -> None:
         text = self._decoder.decode(data)
         if "\ufffd" in text:
-            log.error("invalid UTF-8 from Asterisk replaced with U+FFFD", raw=data.hex(" ")[:400])
+            log.error("ami.invalid_utf8", detail="replaced with U+FFFD", raw=data.hex(" ")[:400])
         self._buffer += text
         if self.version is None and self._buffer.startswith(BANNER_PREFIX[:len(self._buffer)]):
             line, sep, rest = self._buffer.partition("\r\n")
@@ -46,7 +46,7 @@ class HotlineAMIProtocol(AMIProtocol):
                 return
             self.version = line[len(BANNER_PREFIX):].strip()
             self._buffer = rest
-            log.info("AMI banner", version=self.version)
+            log.info("ami.banner", version=self.version)
         while True:
             frame, sep, rest = self._buffer.partition(EOM)
             if not sep:
@@ -62,16 +62,16 @@ class HotlineAMIProtocol(AMIProtocol):
         if len(starts) > 1 or (starts and starts[0] > 0):
             # Text before the last message start belongs to a message whose end was lost.
             cut = starts[-1]
-            self._report_garbage("truncated AMI frame dropped", frame[:cut])
+            self._report_garbage("ami.frame_truncated", frame[:cut])
             frame = frame[cut:]
         message = Message.from_line(frame)
         if message is None:
-            self._report_garbage("unparseable AMI frame ignored", frame)
+            self._report_garbage("ami.frame_unparseable", frame)
             return
         try:
             self.handle_message(message)
         except Exception:  # a bug in a handler must not kill the connection
-            log.exception("AMI message handler failed", message=dict(message))
+            log.exception("ami.handler_failed", message=dict(message))
 
     def _report_garbage(self, what: str, text: str) -> None:
         self.garbage_frames += 1
@@ -89,7 +89,7 @@ class HotlineAMIProtocol(AMIProtocol):
             return
         if "event" in message:
             if str(message["event"]).lower() == "shutdown":
-                log.warning("Asterisk is shutting down", restart=message.get("Restart"))
+                log.warning("ami.asterisk_shutting_down", restart=message.get("Restart"))
             self.factory.dispatch(message)
 
     def connection_lost(self, exc):
