@@ -73,7 +73,7 @@ def test_json_logs_carry_the_call_id():
     logging.getLogger().handlers[0].stream = stream
     try:
         with bound_call("1795313795.0"):
-            get_logger("test").info("menu routed the caller", department="社会保险")
+            get_logger("test").info("menu.routed", department="社会保险")
         line = json.loads(stream.getvalue().strip().splitlines()[-1])
     finally:
         configure_logging("console")
