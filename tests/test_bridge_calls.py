@@ -15,6 +15,7 @@ from tests.bridge_harness import (
 )
 from tests.conftest import ASTERISK_FIXTURES
 from tests.standin import AgiCaller, AmiStandIn, Emulator, Transcript
+from tests.standin.framing import get_header
 
 MENU_CALL = "1795313795.0"
 ABANDONED_CALL = "1795313813.2"
@@ -41,11 +42,18 @@ async def test_menu_call_routed_by_key_and_answered_by_agent(settings, db):
         await server.wait_script_done(timeout=5)
         assert server.unexpected == []
 
-    commands = [command for _, command in emulator.agi_commands]
-    assert commands[0].startswith("STREAM FILE hotline/welcome")
-    assert "GET DATA hotline/menu-main 5000 1" in commands
-    assert "SET VARIABLE HOTLINE_INTENT social_security" in commands
-    assert commands.index("SET VARIABLE TIMEOUT(absolute) 0") < len(commands)
+    # Every AGI command the menu sent, in the order the stand-in received them: the
+    # emulated caller answered the first four, the script took EXEC Queue. The last-resort
+    # timeout must be cleared before the caller enters the queue.
+    sent = [get_header(m, "Command") for m in server.received[0] if get_header(m, "Action") == "AGI"]
+    assert sent == [
+        'STREAM FILE hotline/welcome "0123456789*#"',
+        "GET DATA hotline/menu-main 5000 1",
+        "SET VARIABLE HOTLINE_INTENT social_security",
+        "SET VARIABLE TIMEOUT(absolute) 0",
+        "EXEC Queue social_security",
+    ]
+    assert [command for _, command in emulator.agi_commands] == sent[:-1]
 
     assert call["outcome"] == "answered"
     assert call["caller_name"] == "王小明" and call["caller_number"] == "13800138000"

@@ -3,7 +3,7 @@
 from datetime import datetime, timezone
 
 from hotline.facts import ChangeSet
-from ivr.calls.store import _merge_calls
+from ivr.calls.store import merge_calls
 from ivr.ami.message import normalize
 from ivr.calls.tracker import CallTracker
 from tests.ami_text import recorded_events
@@ -20,7 +20,8 @@ def run(tracker: CallTracker, name: str) -> ChangeSet:
 
 
 def merged_call(changes: ChangeSet, linkedid: str) -> dict:
-    rows = {r["linkedid"]: r for r in _merge_calls(changes.calls, AT)}
+    """The call's row as write_calls would upsert it from this batch."""
+    rows = {r["linkedid"]: r for r in merge_calls(changes.calls, AT)}
     return rows[linkedid]
 
 
