@@ -81,14 +81,14 @@ async def health(request: web.Request) -> web.Response:
     return json_response(report, 200 if healthy else 503)
 
 
-async def events_socket(request: web.Request) -> web.WebSocketResponse:
+async def events_socket(request: web.Request) -> web.StreamResponse:
     """Committed timeline rows as they happen, one JSON message per batch:
     ``{"topic": "calls", "origin": ..., "timeline": [{linkedid, kind, ...}]}``.
     A browser that falls behind is closed with code 1013 (try again later)."""
     wanted = set(request.query.get("topics", TOPIC_CALLS).split(","))
     unknown = wanted - TOPICS
     if unknown:
-        return json_response({"error": f"unknown topics: {', '.join(sorted(unknown))}"}, 400)  # type: ignore[return-value]
+        return json_response({"error": f"unknown topics: {', '.join(sorted(unknown))}"}, 400)
     hub = request.app[CORE].hub
     # compress=False: every client gets the very bytes encoded once for all of them.
     socket = web.WebSocketResponse(heartbeat=30.0, compress=False)

@@ -36,6 +36,7 @@ log = get_logger(__name__)
 # (connection, the live channels from CoreShowChannels) -> resync done
 LoginHook = Callable[[AmiConnection, list[Event]], Awaitable[None]]
 Drain = Callable[[], Awaitable[object]]
+CHECK_ACQUIRE = 1.0   # seconds: a pool with no free connection is reported, not waited on
 
 
 class Core:
@@ -138,5 +139,3 @@ class Core:
         async with self.pool.acquire(timeout=CHECK_ACQUIRE) as conn:
             return await conn.fetchval("SELECT 1") == 1
 
-
-CHECK_ACQUIRE = 1.0
