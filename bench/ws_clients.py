@@ -34,7 +34,8 @@ async def main(url: str, clients: int) -> None:
     totals = {"connected": 0, "dropped": 0, "failed": 0, "messages": 0, "bytes": 0}
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    async with aiohttp.ClientSession() as session:
+    # limit=0: one connection per client (the default pool stops at 100).
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         tasks = [asyncio.create_task(client(session, url, totals)) for _ in range(clients)]
         await stop.wait()
         for task in tasks:

@@ -50,7 +50,7 @@ class BrowserClient:
 
 
 class Fanout:
-    def __init__(self, queue_size: int = 256):
+    def __init__(self, queue_size: int):
         self.queue_size = queue_size
         self._clients: dict[str, set[BrowserClient]] = defaultdict(set)
         self.dropped = 0      # clients dropped for being too slow, since start

@@ -36,6 +36,11 @@ log = get_logger(__name__)
 NOTIFY_CHANNEL = "hotline_events"
 NOTIFY_LIMIT = 7900            # bytes; PostgreSQL refuses payloads of 8000 or more
 TOPIC_CALLS = "calls"          # every call's new timeline rows
+# Messages a browser may be behind before it is dropped. The messages are shared by
+# every client (one bytes object each), so this bounds memory to about
+# BROWSER_QUEUE x NOTIFY_LIMIT whatever the number of clients; it is large because one
+# commit under overload can hold thousands of rows (hundreds of messages).
+BROWSER_QUEUE = 2048
 
 Subscriber = Callable[[Committed], None]
 
@@ -53,7 +58,7 @@ def entry_json(entry: TimelineEntry) -> dict[str, Any]:
 
 
 class EventHub:
-    def __init__(self, origin: str | None = None, browser_queue: int = 256):
+    def __init__(self, origin: str | None = None, browser_queue: int = BROWSER_QUEUE):
         self.origin = origin or f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         self.browsers = Fanout(browser_queue)
         self._subscriptions: list[_Subscription] = []
