@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 FEATURES: tuple[str, ...] = (
+    "hotline.auth",   # first: every route after it is checked (API tokens, roles, audit log)
     "ivr.calls",      # call records: the tracker's facts, resync, the calls API
     "knowledge",      # the knowledge base's tables (the router reads the files)
     "recordings",     # finished MixMonitor files -> the recordings index
