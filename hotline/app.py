@@ -24,6 +24,8 @@ import asyncpg
 from aiohttp import WSMsgType, web
 
 from hotline import features
+from hotline.auth.audit import record_request
+from hotline.auth.roles import Role, public, requires
 from hotline.core import Core
 from hotline.fanout import BrowserClient
 from hotline.hub import TOPIC_CALLS
@@ -76,11 +78,13 @@ def create_app(settings: Settings, *, bridge: bool = True, pool: asyncpg.Pool | 
     return app
 
 
+@public
 async def health(request: web.Request) -> web.Response:
     healthy, report = await request.app[CORE].health.report()
     return json_response(report, 200 if healthy else 503)
 
 
+@requires(Role.SUPERVISOR)
 async def events_socket(request: web.Request) -> web.StreamResponse:
     """Committed timeline rows as they happen, one JSON message per batch:
     ``{"topic": "calls", "origin": ..., "timeline": [{linkedid, kind, ...}]}``.
@@ -93,6 +97,8 @@ async def events_socket(request: web.Request) -> web.StreamResponse:
     # compress=False: every client gets the very bytes encoded once for all of them.
     socket = web.WebSocketResponse(heartbeat=30.0, compress=False)
     await socket.prepare(request)
+    async with request.app[CORE].pool.acquire() as conn:
+        await record_request(conn, request, "events.followed", detail={"topics": sorted(wanted)})
     client = hub.browsers.connect(wanted, address=request.remote)
     reader = asyncio.create_task(_read_until_closed(socket, client))
     try:

@@ -185,6 +185,18 @@ def _calls_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=20)
 
 
+def _tokens_arguments(parser: argparse.ArgumentParser) -> None:
+    from hotline.auth.commands import add_arguments
+
+    add_arguments(parser)
+
+
+def _run_tokens(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.auth.commands import run
+
+    return run(settings, args)
+
+
 def _run_serve(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(_serve(settings, args.migrate, args.web_only))
     return 0
@@ -241,6 +253,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("knowledge", "the knowledge base (import, export, check, unplaced)", _knowledge_arguments,
             _run_knowledge),
     Command("calls", "recent calls, or one call's timeline", _calls_arguments, _run_calls),
+    Command("tokens", "API tokens for machines (create, list, revoke)", _tokens_arguments, _run_tokens),
 )
 
 

@@ -1,0 +1,28 @@
+"""The audit log: who saw or changed what, when, from where. Append-only."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import asyncpg
+from aiohttp import web
+
+
+async def record(conn: asyncpg.Connection | asyncpg.Pool, actor: str, action: str, subject: str | None = None,
+                 address: str | None = None, detail: Mapping[str, Any] | None = None) -> None:
+    await conn.execute(
+        "INSERT INTO audit_log (actor, action, subject, address, detail) VALUES ($1, $2, $3, $4, $5::jsonb)",
+        actor, action, subject, address, json.dumps(dict(detail or {}), ensure_ascii=False, default=str))
+
+
+async def record_request(conn: asyncpg.Connection | asyncpg.Pool, request: web.Request, action: str,
+                         subject: str | None = None, detail: Mapping[str, Any] | None = None) -> None:
+    """An audit row for what the request's identity did."""
+    from hotline.auth.middleware import IDENTITY
+
+    await record(conn, request[IDENTITY].actor, action, subject, request.remote, detail)
+
+
+async def recent(conn: asyncpg.Connection, limit: int = 100) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM audit_log ORDER BY at DESC, id DESC LIMIT $1", limit)
