@@ -106,3 +106,13 @@ async def replay_call(script, settings: Settings, pool: asyncpg.Pool, linkedid: 
 
 QUEUE_ADD_8006 = {"Action": "QueueAdd", "Queue": "social_security", "Interface": "PJSIP/8006",
                   "Penalty": "0", "Paused": "false", "MemberName": "坐席8006"}
+
+
+async def bearer(pool: asyncpg.Pool, role: str = "supervisor") -> dict[str, str]:
+    """Headers with a fresh API token of ``role``, made as ``hotline tokens create`` does."""
+    from hotline.auth import tokens
+    from hotline.auth.roles import Role
+
+    async with pool.acquire() as conn:
+        _, token = await tokens.create(conn, f"test {role}", Role(role), "test")
+    return {"Authorization": f"Bearer {token}"}

@@ -14,7 +14,7 @@ from hotline.app import CORE, create_app
 from hotline.facts import ChangeSet, Committed, TimelineEntry
 from hotline.fanout import Fanout
 from hotline.hub import NOTIFY_LIMIT, EventHub
-from tests.bridge_harness import eventually, running
+from tests.bridge_harness import bearer, eventually, running
 
 AT = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)
 
@@ -89,7 +89,7 @@ async def test_browser_receives_committed_rows_over_websocket(settings, db):
     app = create_app(settings, bridge=False, pool=db)
     async with TestClient(TestServer(app)) as client:
         core = app[CORE]
-        socket = await client.ws_connect("/ws/events?topics=calls")
+        socket = await client.ws_connect("/ws/events?topics=calls", headers=await bearer(db))
         await eventually(lambda: _true(core.hub.browsers.clients("calls") == 1), 5, "the browser to attach")
         core.writer.submit(ChangeSet(timeline=[entry("6.6", "w1", kind="voice.heard", transcript="公积金")]))
         message = await socket.receive(timeout=5)
@@ -100,7 +100,7 @@ async def test_browser_receives_committed_rows_over_websocket(settings, db):
         assert body["timeline"][0]["detail"] == {"transcript": "公积金"}
         await socket.close()
         await eventually(lambda: _true(core.hub.browsers.clients() == 0), 5, "the browser to detach")
-        assert (await client.get("/ws/events?topics=secrets")).status == 400
+        assert (await client.get("/ws/events?topics=secrets", headers=await bearer(db))).status == 400
 
 
 async def test_two_cores_on_one_database_hear_each_other(settings, db):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.bridge_harness import ended_call
+from tests.bridge_harness import bearer, ended_call
 from tests.conftest import ASTERISK_FIXTURES
 from tests.standin import AmiStandIn, Transcript
 
@@ -68,7 +68,7 @@ async def test_event_committed_by_one_process_reaches_a_browser_of_the_other(dat
     transcript = Transcript.load(ASTERISK_FIXTURES / "call-queue-abandoned.jsonl")
     async with hotline_serve(database_url, web_port, tmp_path, "--web-only"):
         async with aiohttp.ClientSession() as http:
-            browser = await http.ws_connect(f"http://127.0.0.1:{web_port}/ws/events")
+            browser = await http.ws_connect(f"http://127.0.0.1:{web_port}/ws/events", headers=await bearer(db))
             async with AmiStandIn([transcript.connection(1)]) as asterisk:
                 async with hotline_serve(database_url, bridge_port, tmp_path, ami_port=asterisk.port):
                     await ended_call(db, ABANDONED_CALL, timeout=20)

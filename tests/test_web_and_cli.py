@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hotline.cli import main
 from hotline.logs import bound_call, configure_logging, get_logger
 from hotline.app import CORE, create_app
-from tests.bridge_harness import ended_call
+from tests.bridge_harness import bearer, ended_call
 from tests.conftest import ASTERISK_FIXTURES
 from tests.standin import AmiStandIn, Transcript
 
@@ -25,24 +25,25 @@ async def test_calls_api_and_health(settings, db):
             await core.ami.wait_logged_in(timeout=5)
             await ended_call(db, ABANDONED_CALL)
             await core.settle()
-            health = await client.get("/healthz")
+            health = await client.get("/healthz")     # public: no credentials needed
             assert health.status == 200
             report = await health.json()
             assert report["ami_connected"] is True and report["database"] is True
             assert report["notify_listening"] is True and report["write_backlog"] == 0
 
-            listing = await (await client.get("/api/calls?limit=5")).json()
+            auth = await bearer(db)
+            listing = await (await client.get("/api/calls?limit=5", headers=auth)).json()
             assert [c["linkedid"] for c in listing["calls"]] == [ABANDONED_CALL]
             assert listing["calls"][0]["outcome"] == "abandoned"
 
-            one = await (await client.get(f"/api/calls/{ABANDONED_CALL}")).json()
+            one = await (await client.get(f"/api/calls/{ABANDONED_CALL}", headers=auth)).json()
             assert one["call"]["caller_name"] == "王小明"
             assert "queue.abandoned" in [e["kind"] for e in one["timeline"]]
             assert one["recordings"][0]["status"] == "missing"
 
-            bad = await client.get("/api/calls?limit=lots")
+            bad = await client.get("/api/calls?limit=lots", headers=auth)
             assert bad.status == 400 and "limit" in (await bad.json())["error"]
-            missing = await client.get("/api/calls/1.2.3")
+            missing = await client.get("/api/calls/1795313813.99", headers=auth)
             assert missing.status == 404
     # Asterisk unreachable (the stand-in is gone): up, but not healthy.
     app = create_app(settings.with_overrides(ami={"port": server.port}), pool=db)

@@ -20,7 +20,7 @@ from hotline.logs import get_logger
 
 log = get_logger(__name__)
 
-IDENTITY = "hotline_identity"     # request[IDENTITY]: the Identity of an admitted request
+IDENTITY = web.RequestKey("identity", Identity)   # who an admitted request is
 POOL_TIMEOUT = 2.0
 
 

@@ -19,7 +19,7 @@ from recordings.store import recordings_of_call
 
 MAX_LIMIT = 500
 # Asterisk's Linkedid: epoch.sequence, optionally prefixed with the system name.
-LINKEDID = re.compile(r"[A-Za-z0-9_-]{0,64}\d+\.\d+")
+LINKEDID = re.compile(r"[A-Za-z0-9_-]{0,64}\d{1,12}\.\d{1,9}")
 
 
 def whole_number(raw: str) -> int | None:
