@@ -63,6 +63,8 @@ SLOW_TESTS = frozenset({
     "test_standin.py::test_bad_secret_is_refused_after_a_second",  # 1.0 s (by design)
     # ~7 s: starts two real `hotline serve` processes
     "test_two_processes.py::test_event_committed_by_one_process_reaches_a_browser_of_the_other",
+    # ~4 s: the captured call (E5-E7) runs to its hangup
+    "test_menu_rescue.py::test_caller_whose_spoken_menu_died_is_rescued_although_the_listing_says_audiosocket",
 })
 
 

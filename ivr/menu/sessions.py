@@ -2,9 +2,10 @@
 
 ``AsyncAGIStart`` starts a :class:`~ivr.menu.session.MenuSession` for the
 caller's channel; ``AsyncAGIExec`` results go to it; ``AsyncAGIEnd`` or
-``Hangup`` ends it. After every AMI login, a caller Asterisk shows in
-``AGI(agi:async)`` that no session here owns (the bridge restarted mid-menu)
-is sent back to the dialplan's fallback queue. Every menu step is a timeline
+``Hangup`` ends it. After every AMI login, a caller Asterisk shows in the menu
+(``AGI(agi:async)``, or an application the menu EXECs, see :func:`in_menu`) that
+no session here owns (the bridge restarted mid-menu) is sent back to the
+dialplan's fallback queue. Every menu step is a timeline
 row, submitted to the call writer like the tracker's.
 """
 
@@ -31,6 +32,21 @@ Record = Callable[[str, Mapping[str, Any]], None]
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+# Applications the menu runs inside the caller's AGI session with EXEC. When one
+# returns, Asterisk publishes no new channel snapshot, so CoreShowChannels keeps
+# naming it while the caller already waits in AGI(agi:async) again (capture E6).
+# Queue is not among them: a caller listed in Queue is waiting for a person.
+MENU_EXEC_APPLICATIONS = frozenset({"AUDIOSOCKET"})
+
+
+def in_menu(item: Event) -> bool:
+    """A CoreShowChannel item of a caller whose AGI session waits for our menu."""
+    application = str(item.get("application", "")).upper()
+    if application == "AGI":
+        return "agi:async" in str(item.get("applicationdata", ""))
+    return application in MENU_EXEC_APPLICATIONS
 
 
 class MenuSessions:
@@ -93,10 +109,8 @@ class MenuSessions:
 
     async def rescue_orphans(self, _ami: AmiConnection, channels: list[Event]) -> None:
         for item in channels:
-            waiting_in_menu = str(item.get("application", "")).upper() == "AGI" and \
-                "agi:async" in str(item.get("applicationdata", ""))
             channel = str(item.get("channel", ""))
-            if waiting_in_menu and channel not in self._agi:
+            if in_menu(item) and channel not in self._agi:
                 self._rescue(item)
 
     def _rescue(self, item: Mapping[str, Any]) -> None:
@@ -108,7 +122,8 @@ class MenuSessions:
         agi = AsyncAgiChannel(self.ami, channel, uniqueid, linkedid, {})
         self._agi[channel] = agi
         self._run(self._break_to_fallback(agi, self.recorder(linkedid, uniqueid),
-                                          "menu session lost across a reconnect"), linkedid, uniqueid)
+                                          "menu session lost across a reconnect",
+                                          application=str(item.get("application", ""))), linkedid, uniqueid)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -135,8 +150,9 @@ class MenuSessions:
 
         return record
 
-    async def _break_to_fallback(self, agi: AsyncAgiChannel, record: Record, reason: str) -> None:
-        record("menu.rescued", {"reason": reason})
+    async def _break_to_fallback(self, agi: AsyncAgiChannel, record: Record, reason: str,
+                                 application: str | None = None) -> None:
+        record("menu.rescued", {"reason": reason, **({"application": application} if application else {})})
         try:
             await agi.command("ASYNCAGI BREAK", timeout=5.0)
         except (AgiHangup, AgiCommandError, asyncio.TimeoutError) as exc:

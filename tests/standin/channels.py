@@ -42,7 +42,10 @@ class OutStream:
 class ChannelTracker:
     """Channels seen in the events sent on one connection, and their AGI state."""
 
-    def __init__(self) -> None:
+    def __init__(self, agi_underneath: frozenset[str] = frozenset()) -> None:
+        # Channels a capture says wait in AsyncAGI although CoreShowChannels names
+        # an application the AGI EXEC'd (capture E6: no new snapshot when it returns).
+        self.agi_underneath = agi_underneath
         self.agi_blocks: dict[str, Items] = {}
         self.agi_ended: set[str] = set()
         self.hungup: set[str] = set()
@@ -57,7 +60,14 @@ class ChannelTracker:
         if event == "Newchannel":
             self.hungup.discard(channel)
         self.seen.add(channel)
-        if event == "AsyncAGIStart":
+        if event == "CoreShowChannel":
+            # A channel listed in AGI(agi:async) accepts AGI commands, as one that
+            # started AsyncAGI on this connection does.
+            in_agi = headers.get("Application") == "AGI" and "agi:async" in headers.get("ApplicationData", "")
+            block = channel_block(items)
+            if block and (in_agi or channel in self.agi_underneath) and channel not in self.agi_blocks:
+                self.agi_blocks[channel] = block
+        elif event == "AsyncAGIStart":
             block = channel_block(items)
             if block:
                 self.agi_blocks[channel] = block

@@ -36,7 +36,7 @@ class Connection:
         self.received: list[dict] = []
         self.received_raw: list[str] = []
         self.ids = IdTable()
-        self.channels = ChannelTracker()
+        self.channels = ChannelTracker(emulator.agi_underneath)
         self.logged_in = (not script.has_login()) if logged_in is None else logged_in
         self.position = 0
         self.matched: dict[int, dict] = {}

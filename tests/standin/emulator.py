@@ -48,12 +48,15 @@ class Emulator:
                  variables: dict | None = None,
                  queues: tuple[str, ...] = ("social_security", "general_queue"),
                  auth_fail_delay: float = 1.0, seed: int | None = None,
-                 fixtures: Path = FIXTURES) -> None:
+                 fixtures: Path = FIXTURES, agi_underneath: frozenset[str] = frozenset()) -> None:
         self.templates = load_templates(fixtures)
         self.lists: dict[str, list[str]] = {k: list(v) for k, v in self.templates.lists.items()}
         self.secret = secret
         self.auth_fail_delay = auth_fail_delay
         self.queues = set(queues)
+        # Channels that wait in AsyncAGI although CoreShowChannels shows another
+        # application (what a capture observed; see ChannelTracker).
+        self.agi_underneath = agi_underneath
         self.agi = agi or AgiCaller()
         if variables is not None:
             for key, value in self.agi.variables.items():
