@@ -100,3 +100,22 @@ def test_resync_and_lost_calls(settings):
                                {"linkedid": "2.2", "recording_path": None}], AT)
     assert [c.linkedid for c in lost.calls] == ["1.1"]
     assert [r.asterisk_path for r in lost.recordings] == ["/x/1.1.wav"]
+
+
+def test_placeholders_are_not_stored_as_names(settings):
+    """Issue 9, item 7 (capture e2e: `CallerIDName: <unknown>`, and a persisted member
+    added without a name, which app_queue reports as MemberName: PJSIP/8006)."""
+    t = tracker(settings)
+    changes = t.apply(normalize({"Event": "Newchannel", "Uniqueid": "1.1", "Linkedid": "1.1",
+                                 "Channel": "PJSIP/carrier-00000001", "CallerIDNum": "13800138000",
+                                 "CallerIDName": "<unknown>", "Exten": "2512345"}), AT)
+    assert "caller_name" not in changes.calls[0].fields
+    assert changes.calls[0].fields["caller_number"] == "13800138000"
+    changes = t.apply(normalize({"Event": "AgentConnect", "Uniqueid": "1.1", "Linkedid": "1.1",
+                                 "Queue": "social_security", "Interface": "PJSIP/8006",
+                                 "MemberName": "PJSIP/8006", "HoldTime": "3"}), AT)
+    assert "agent_name" not in changes.calls[0].fields
+    assert changes.calls[0].fields["agent_interface"] == "PJSIP/8006"
+    named = t.apply(normalize({"Event": "AgentConnect", "Uniqueid": "1.1", "Linkedid": "1.1",
+                               "Interface": "PJSIP/8006", "MemberName": "坐席8006"}), AT)
+    assert named.calls[0].fields["agent_name"] == "坐席8006"

@@ -38,6 +38,18 @@ class _Channel:
     recording_path: str | None = None
 
 
+def known(value: Any) -> Any:
+    """Asterisk writes ``<unknown>`` where a caller ID is absent: store nothing."""
+    return None if value in (None, "", "<unknown>") else value
+
+
+def member_name(event: Event) -> str | None:
+    """The queue member's name; app_queue reports the interface there when the
+    member was added without one, which is not a name."""
+    name = known(event.get("membername"))
+    return None if name is not None and name == event.get("interface") else name
+
+
 def _int(value: Any) -> int | None:
     try:
         return int(str(value).strip())
@@ -155,7 +167,7 @@ class CallTracker:
                 started_at=at,
                 caller_channel=event.get("channel"),
                 caller_number=event.get("calleridnum"),
-                caller_name=event.get("calleridname"),
+                caller_name=known(event.get("calleridname")),
                 dialed_number=event.get("exten"),
             )
         else:
@@ -164,7 +176,7 @@ class CallTracker:
             "channel": event.get("channel"),
             "role": "caller" if caller_leg else "leg",
             "caller_number": event.get("calleridnum"),
-            "caller_name": event.get("calleridname"),
+            "caller_name": known(event.get("calleridname")),
             "exten": event.get("exten"),
         })
 
@@ -315,7 +327,7 @@ class CallTracker:
             self._ensure_call(changes, linkedid, at)
         self._timeline(changes, event, at, "agent.ringing", {
             "queue": event.get("queue"), "interface": event.get("interface"),
-            "member": event.get("membername"), "agent_channel": event.get("destchannel"),
+            "member": member_name(event), "agent_channel": event.get("destchannel"),
         })
 
     def _agent_no_answer(self, event: Event, at: datetime, changes: ChangeSet) -> None:
@@ -331,10 +343,10 @@ class CallTracker:
         _, linkedid = self._ids(event)
         hold = _int(event.get("holdtime"))
         self._facts(changes, linkedid, started_at=at, agent_interface=event.get("interface"),
-                    agent_name=event.get("membername"), agent_answered_at=at, hold_seconds=hold)
+                    agent_name=member_name(event), agent_answered_at=at, hold_seconds=hold)
         self._timeline(changes, event, at, "agent.connected", {
             "queue": event.get("queue"), "interface": event.get("interface"),
-            "member": event.get("membername"), "hold_seconds": hold,
+            "member": member_name(event), "hold_seconds": hold,
             "ring_seconds": _int(event.get("ringtime")),
         })
 
@@ -366,7 +378,7 @@ class CallTracker:
             started = now - _duration(item.get("duration"))
             if uniqueid == linkedid:
                 self._facts(changes, linkedid, started_at=started, caller_channel=item.get("channel"),
-                            caller_number=item.get("calleridnum"), caller_name=item.get("calleridname"),
+                            caller_number=known(item.get("calleridnum")), caller_name=known(item.get("calleridname")),
                             dialed_number=item.get("exten"))
             else:
                 self._ensure_call(changes, linkedid, started)
