@@ -32,6 +32,7 @@ from ivr.ami.action import ListAwareAction
 from ivr.ami.errors import (
     AmiActionFailed,
     AmiActionTimeout,
+    AmiBadAction,
     AmiConnectionLost,
     AmiError,
     AmiLoginFailed,
@@ -161,7 +162,9 @@ class AmiConnection(Manager):
         self, action: Mapping[str, str], timeout: float | None = None, as_list: bool | None = None
     ) -> Message | list[Message]:
         """Send one action and return its response (a list for list actions).
-        Raises AmiNotConnected, AmiActionTimeout, AmiConnectionLost or AmiActionFailed."""
+        Raises AmiBadAction (nothing sent), AmiNotConnected, AmiActionTimeout,
+        AmiConnectionLost or AmiActionFailed."""
+        _check_headers(action)
         protocol = self.protocol
         if protocol is None or protocol.closed:
             raise AmiNotConnected(f"{action.get('Action')}: not connected to Asterisk")
@@ -203,3 +206,17 @@ class AmiConnection(Manager):
                 return
             except (AmiConnectionLost, AmiNotConnected):
                 return
+
+
+def _check_headers(action: Mapping[str, object]) -> None:
+    """Refuse a header name or value with CR or LF: AMI ends a header at the line
+    break, so the rest would become headers of Asterisk's choosing, and a blank line
+    a second action (Originate, Command, ...). Values may be lists (repeated headers)."""
+    name = " ".join(str(action.get("Action", "?")).split())  # the message stays one line
+    for key, value in action.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for part, what in [(key, "header name")] + [(v, f"value of header {key!r}") for v in values]:
+            text = str(part)
+            if "\r" in text or "\n" in text:
+                raise AmiBadAction(f"{name}: the {what} contains a line break (CR/LF), "
+                                   "which would split the action; nothing was sent")

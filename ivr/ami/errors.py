@@ -28,3 +28,9 @@ class AmiActionFailed(AmiError):
 
 class AmiLoginFailed(AmiError):
     """Asterisk refused the manager login."""
+
+
+class AmiBadAction(AmiError):
+    """An action that cannot be sent as it is: a header name or value contains a
+    line break (CR or LF), which would end the header there and let the rest be read
+    as further headers or a second action. Raised before anything is written."""
