@@ -198,6 +198,9 @@ def _run_tokens(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.asterisk.secrets import refuse_unsafe_serve  # exits when the AMI secret is weak
+
+    refuse_unsafe_serve(settings, uses_ami=not args.web_only)
     asyncio.run(_serve(settings, args.migrate, args.web_only))
     return 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -237,6 +237,10 @@ class ServiceSettings:
     log_format: str
     http_host: str
     http_port: int
+    # Explicit development mode ([service] development = true or HOTLINE_DEVELOPMENT=1):
+    # the only way `hotline serve` and `hotline asterisk-secrets` accept a weak or
+    # published AMI secret (hotline.asterisk.secrets). Never set it in production.
+    development: bool = False
 
 
 @dataclass(frozen=True)
@@ -250,6 +254,10 @@ class Settings:
     departments: tuple[Department, ...]
     asr: AsrSettings
     voice: VoiceSettings
+    # Extensions whose phones may use the supervisor codes (*1 listen, *2 whisper,
+    # *3 barge); each is one of the departments' extensions. Generated into
+    # pjsip_extensions.conf as set_var = HOTLINE_ROLE=supervisor on those endpoints.
+    supervisors: tuple[str, ...] = ()
     source: Path | None = field(default=None, compare=False)
 
     def department(self, code: str) -> Department:
@@ -274,6 +282,16 @@ class Settings:
         return replace(self, **changed)
 
 
+def boolean(value: str) -> bool:
+    """An on/off environment variable: 1/true/yes/on, or 0/false/no/off/empty."""
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
 _ENV_OVERRIDES: tuple[tuple[str, str, str, type], ...] = (
     ("HOTLINE_DATABASE_URL", "database", "url", str),
     ("HOTLINE_AMI_HOST", "ami", "host", str),
@@ -287,6 +305,7 @@ _ENV_OVERRIDES: tuple[tuple[str, str, str, type], ...] = (
     ("HOTLINE_ASR_MODEL_CHECKSUMS", "asr", "model_checksums", str),   # "" for a model without a list
     ("HOTLINE_AUDIOSOCKET_HOST", "asr", "audiosocket_host", str),
     ("HOTLINE_AUDIOSOCKET_ADDRESS", "voice", "audiosocket_address", str),
+    ("HOTLINE_DEVELOPMENT", "service", "development", boolean),
 )
 
 
@@ -320,10 +339,12 @@ def _section(raw: Mapping[str, Any], name: str, cls: type) -> Any:
     if not isinstance(values, dict):
         raise SettingsError(f"missing section [{name}]")
     wanted = [f for f in cls.__dataclass_fields__]
-    missing = [f for f in wanted if f not in values]
+    # Fields with a default (ServiceSettings.development) may be left out.
+    required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+    missing = [f for f in required if f not in values]
     if missing:
         raise SettingsError(f"[{name}] is missing {', '.join(missing)}")
-    return cls(**{f: values[f] for f in wanted})
+    return cls(**{f: values[f] for f in wanted if f in values})
 
 
 _VOICE_DEFAULTS: dict[str, Any] = {
@@ -386,7 +407,14 @@ def _build(raw: Mapping[str, Any], config_dir: Path) -> Settings:
         departments=tuple(departments),
         asr=AsrSettings.from_mapping(raw.get("asr"), base=config_dir),
         voice=_voice(raw.get("voice"), config_dir),
+        supervisors=_supervisors(raw.get("supervisors", [])),
     )
+
+
+def _supervisors(raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(e, str) for e in raw):
+        raise SettingsError('supervisors must be a list of extensions as strings, e.g. ["8025"]')
+    return tuple(raw)
 
 
 def validate(settings: Settings) -> None:
@@ -433,3 +461,11 @@ def validate(settings: Settings) -> None:
         raise SettingsError(f"voice.audiosocket_address {voice.audiosocket_address!r} is not host:port")
     if settings.service.log_format not in ("console", "json"):
         raise SettingsError("service.log_format must be 'console' or 'json'")
+    if not isinstance(settings.service.development, bool):
+        raise SettingsError("service.development must be true or false")
+    dupes = sorted({e for e in settings.supervisors if settings.supervisors.count(e) > 1})
+    if dupes:
+        raise SettingsError(f"supervisors lists {', '.join(dupes)} twice")
+    strangers = [e for e in settings.supervisors if e not in owners]
+    if strangers:
+        raise SettingsError(f"supervisors {', '.join(strangers)} are not extensions of any department")

@@ -6,7 +6,9 @@ Asterisk does. It reads the file with the product's parser (:mod:`hotline.asteri
 and lists ``(context, exten, priority, label, application, args)``, following
 pbx/pbx_config.c closely enough for the tests: it resolves ``same =>`` and ``n``
 priorities, and matches dialled numbers against extension patterns (``_X``, ``Z``,
-``N``, ``[...]``, ``.``, ``!``).
+``N``, ``[...]``, ``.``, ``!``). :func:`run` follows one simulated call through it
+(variables, functions, ``$[...]``, Goto/GotoIf/Gosub/Return) and lists the
+applications it ran.
 """
 
 from __future__ import annotations
@@ -14,13 +16,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from hotline.asterisk.parse import ConfError, ConfLine, Config
 
 __all__ = [
     "DialplanStep",
     "Dialplan",
+    "DialplanRunError",
+    "Executed",
+    "Run",
     "dialplan",
+    "run",
     "dialplan_rows",
     "split_app_args",
     "pattern_matches",
@@ -288,3 +295,314 @@ def _pattern_regex(body: str) -> str:
             out.append(re.escape(ch))
         i += 1
     return "".join(out)
+
+
+# --------------------------------------------------------------------------- execution
+
+
+class DialplanRunError(ValueError):
+    """The simulated channel did something the simulator cannot follow."""
+
+
+@dataclass(frozen=True)
+class Executed:
+    """One application the simulated channel ran, with its arguments expanded."""
+
+    context: str
+    exten: str
+    priority: int
+    app: str
+    args: str
+
+    @property
+    def argv(self) -> list[str]:
+        return split_app_args(self.args)
+
+
+@dataclass
+class Run:
+    """What a simulated call did: the applications in the order they ran."""
+
+    executed: list[Executed]
+    hung_up: bool  # ended by Hangup() (False: it ran off the end of an extension)
+
+    @property
+    def apps(self) -> list[str]:
+        return [e.app for e in self.executed]
+
+    def index(self, app: str, first_arg: str | None = None) -> int:
+        """Position of the first ``app`` (whose first argument is ``first_arg``), or -1."""
+        for i, e in enumerate(self.executed):
+            if e.app.lower() == app.lower() and (first_arg is None or (e.argv[:1] == [first_arg])):
+                return i
+        return -1
+
+    def all(self, app: str) -> list[Executed]:
+        return [e for e in self.executed if e.app.lower() == app.lower()]
+
+
+def run(
+    dp: Dialplan,
+    context: str,
+    number: str,
+    *,
+    variables: dict[str, str] | None = None,
+    functions: dict[str, Callable[[str], str]] | None = None,
+    max_steps: int = 500,
+) -> Run:
+    """Simulate a channel dialling ``number`` in ``context``, as pbx.c runs it.
+
+    Substitutes ``${VAR}``, ``${VAR:offset[:length]}``, ``${FUNC(args)}`` (from
+    ``functions``, keyed by upper-case name) and ``$[expression]``; follows ``Goto``,
+    ``GotoIf``, ``Gosub``/``Return`` (with ``${ARGn}``) and ``Set``; stops at
+    ``Hangup`` or when the extension has no next priority. Every other application is
+    recorded and the channel goes on to the next priority, as if it returned 0.
+    A variable nobody set is empty, as in Asterisk; an unknown function raises
+    :class:`DialplanRunError` rather than guessing.
+    """
+    hit = dp.match(context, number)
+    if hit is None:
+        raise DialplanRunError(f"{number} does not match anything in {context}")
+    channel = dict(variables or {})
+    funcs = {k.upper(): v for k, v in (functions or {}).items()}
+    # Gosub return points (context, extension, priority, dialled number) and saved ARGs.
+    frames: list[tuple[tuple[str, str, int, str], dict[str, str]]] = []
+    args_now: dict[str, str] = {}
+    ctx, ext, pri, dialled = hit[0], hit[1], 1, number
+    executed: list[Executed] = []
+    for _ in range(max_steps):
+        step = next((s for s in dp.extension(ctx, ext) if s.priority == pri), None)
+        if step is None:
+            return Run(executed, hung_up=False)
+        scope = {**channel, **args_now, "EXTEN": dialled, "CONTEXT": ctx}
+        args = _expand(step.args, scope, funcs)
+        executed.append(Executed(ctx, ext, pri, step.app, args))
+        app = step.app.lower()
+        nxt = (ctx, ext, pri + 1, dialled)
+        if app == "hangup":
+            return Run(executed, hung_up=True)
+        if app == "set":
+            name, sep, value = args.partition("=")
+            if not sep:
+                raise DialplanRunError(f"Set without '=': {args!r} at {ctx},{ext},{pri}")
+            channel[name.strip()] = value
+        elif app == "goto":
+            nxt = _resolve(dp, ctx, dialled, split_app_args(args))
+        elif app == "gotoif":
+            condition, _, targets = args.partition("?")
+            when_true, _, when_false = targets.partition(":")
+            chosen = when_true if _true(condition) else when_false
+            if chosen:
+                nxt = _resolve(dp, ctx, dialled, [p.strip() for p in chosen.split(",")])
+        elif app == "gosub":
+            target, call_args = _gosub_target(args)
+            frames.append(((ctx, ext, pri + 1, dialled), args_now))
+            args_now = {f"ARG{i}": value for i, value in enumerate(call_args, start=1)}
+            nxt = _resolve(dp, ctx, dialled, target)
+        elif app == "return":
+            if not frames:
+                raise DialplanRunError(f"Return without Gosub at {ctx},{ext},{pri}")
+            nxt, args_now = frames.pop()
+        ctx, ext, pri, dialled = nxt
+    raise DialplanRunError(f"more than {max_steps} steps: a loop?")
+
+
+def _resolve(dp: Dialplan, ctx: str, dialled: str, parts: list[str]) -> tuple[str, str, int, str]:
+    """Where a jump lands: (context, extension as written, priority, dialled number)."""
+    parts = [p.strip() for p in parts]
+    if len(parts) == 1:
+        t_ctx, number, where = ctx, dialled, parts[0]
+    elif len(parts) == 2:
+        t_ctx, number, where = ctx, parts[0], parts[1]
+    elif len(parts) == 3:
+        t_ctx, number, where = parts
+    else:
+        raise DialplanRunError(f"bad jump target {parts!r}")
+    hit = dp.match(t_ctx, number)
+    if hit is None:
+        raise DialplanRunError(f"jump to missing extension {t_ctx},{number}")
+    if where.isdigit():
+        return (hit[0], hit[1], int(where), number)
+    return (hit[0], hit[1], dp.step(hit[0], hit[1], where).priority, number)
+
+
+def _gosub_target(args: str) -> tuple[list[str], list[str]]:
+    """``ctx,exten,pri(arg1,arg2)`` -> (["ctx", "exten", "pri"], ["arg1", "arg2"])."""
+    call_args: list[str] = []
+    m = re.search(r"\((.*)\)\s*$", args)
+    if m:
+        call_args = split_app_args(m.group(1))
+        args = args[: m.start()]
+    return [p.strip() for p in args.split(",")], call_args
+
+
+def _true(value: str) -> bool:
+    """pbx_checkcondition: empty is false, a number is true when non-zero, any other text true."""
+    value = value.strip()
+    if not value:
+        return False
+    try:
+        return int(value) != 0
+    except ValueError:
+        return True
+
+
+def _expand(text: str, scope: dict[str, str], funcs: dict[str, Callable[[str], str]]) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text.startswith("${", i) or text.startswith("$[", i):
+            opener = text[i + 1]
+            closer = "}" if opener == "{" else "]"
+            end = _matching(text, i + 1, opener, closer)
+            inner = _expand(text[i + 2 : end], scope, funcs)
+            out.append(_variable_value(inner, scope, funcs) if opener == "{" else _evaluate(inner))
+            i = end + 1
+            continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+def _matching(text: str, start: int, opener: str, closer: str) -> int:
+    depth = 0
+    for j in range(start, len(text)):
+        if text[j] == opener:
+            depth += 1
+        elif text[j] == closer:
+            depth -= 1
+            if depth == 0:
+                return j
+    raise DialplanRunError(f"unbalanced {opener}{closer} in {text!r}")
+
+
+def _variable_value(inner: str, scope: dict[str, str], funcs: dict[str, Callable[[str], str]]) -> str:
+    m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)\((.*)\)", inner)
+    if m:
+        func = funcs.get(m.group(1).upper())
+        if func is None:
+            raise DialplanRunError(f"function {m.group(1)}() is not simulated")
+        return func(m.group(2))
+    m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)(?::(-?\d+)(?::(-?\d+))?)?", inner)
+    if not m:
+        raise DialplanRunError(f"cannot substitute ${{{inner}}}")
+    value = scope.get(m.group(1), "")
+    if m.group(2) is not None:
+        start = int(m.group(2))
+        value = value[start:] if start >= 0 else value[start:]
+        if m.group(3) is not None:
+            length = int(m.group(3))
+            value = value[:length] if length >= 0 else value[:length]
+    return value
+
+
+_EXPR_TOKEN = re.compile(r'\s*(?:("[^"]*")|(!=|<=|>=|=~|[|&=<>+\-*/%()!])|([^\s|&=<>+\-*/%()!"]+))')
+
+
+def _evaluate(expression: str) -> str:
+    """A subset of Asterisk's ``$[...]`` (ast_expr2): | & comparisons + - * / %,
+    parentheses, double-quoted strings (quotes removed). Comparisons are numeric when
+    both sides are integers, else textual; they give "1" or "0"."""
+    tokens: list[str] = []
+    pos = 0
+    expression = expression.strip()
+    while pos < len(expression):
+        m = _EXPR_TOKEN.match(expression, pos)
+        if not m or m.end() == pos:
+            raise DialplanRunError(f"cannot read expression {expression!r}")
+        quoted, op, word = m.groups()
+        tokens.append(quoted if quoted is not None else (op or word))
+        pos = m.end()
+    parser = _ExprParser(tokens, expression)
+    value = parser.parse_or()
+    if parser.pos != len(tokens):
+        raise DialplanRunError(f"trailing tokens in expression {expression!r}")
+    return value
+
+
+class _ExprParser:
+    def __init__(self, tokens: list[str], source: str):
+        self.tokens = tokens
+        self.pos = 0
+        self.source = source
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def _take(self) -> str:
+        if self.pos >= len(self.tokens):
+            raise DialplanRunError(f"expression ends too early: {self.source!r}")
+        self.pos += 1
+        return self.tokens[self.pos - 1]
+
+    def parse_or(self) -> str:
+        left = self.parse_and()
+        while self._peek() == "|":
+            self._take()
+            right = self.parse_and()
+            left = left if _true(left) else right
+        return left
+
+    def parse_and(self) -> str:
+        left = self.parse_compare()
+        while self._peek() == "&":
+            self._take()
+            right = self.parse_compare()
+            left = left if (_true(left) and _true(right)) else "0"
+        return left
+
+    def parse_compare(self) -> str:
+        left = self.parse_sum()
+        while self._peek() in ("=", "!=", "<", ">", "<=", ">="):
+            op = self._take()
+            right = self.parse_sum()
+            a, b = _number(left), _number(right)
+            x, y = (a, b) if a is not None and b is not None else (left, right)
+            result = {"=": x == y, "!=": x != y, "<": x < y, ">": x > y, "<=": x <= y, ">=": x >= y}[op]
+            left = "1" if result else "0"
+        return left
+
+    def parse_sum(self) -> str:
+        left = self.parse_product()
+        while self._peek() in ("+", "-"):
+            op = self._take()
+            right = self.parse_product()
+            left = str(self._int(left) + self._int(right) if op == "+" else self._int(left) - self._int(right))
+        return left
+
+    def parse_product(self) -> str:
+        left = self.parse_atom()
+        while self._peek() in ("*", "/", "%"):
+            op = self._take()
+            right = self._int(self.parse_atom())
+            value = self._int(left)
+            left = str(value * right if op == "*" else (int(value / right) if op == "/" else value % right))
+        return left
+
+    def parse_atom(self) -> str:
+        token = self._take()
+        if token == "(":
+            value = self.parse_or()
+            if self._take() != ")":
+                raise DialplanRunError(f"missing ) in {self.source!r}")
+            return value
+        if token == "!":
+            return "0" if _true(self.parse_atom()) else "1"
+        if token in ("|", "&", "=", "!=", "<", ">", "<=", ">=", "+", "*", "/", "%", ")"):
+            raise DialplanRunError(f"unexpected {token!r} in {self.source!r}")
+        if token == "-":
+            return str(-self._int(self.parse_atom()))
+        return token[1:-1] if token.startswith('"') else token
+
+    def _int(self, value: str) -> int:
+        number = _number(value)
+        if number is None:
+            raise DialplanRunError(f"{value!r} is not a number in {self.source!r}")
+        return number
+
+
+def _number(value: str) -> int | None:
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None

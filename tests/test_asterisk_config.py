@@ -7,6 +7,7 @@ the breakage to be reported), so a check that silently stopped checking would fa
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import os
 import re
@@ -18,12 +19,28 @@ from typing import Callable
 import pytest
 import yaml
 
+from hotline.asterisk.ami_rights import ACTION_CLASSES, EVENT_CLASSES, needed_read_classes, needed_write_classes
 from hotline.asterisk.errors import AsteriskConfigError
-from hotline.asterisk.generate import render_generated, stale_generated, write_generated
+from hotline.asterisk.generate import (
+    ROLE_VARIABLE,
+    SUPERVISOR_ROLE,
+    render_generated,
+    stale_generated,
+    write_generated,
+)
 from hotline.asterisk.parse import Config, ConfError, parse_file, parse_text
 from hotline.asterisk.secrets import write_secrets
-from hotline.settings import Settings, load_settings
-from tests.asterisk_dialplan import Dialplan, dialplan, dialplan_rows, pattern_matches, split_app_args
+from hotline.settings import Settings, SettingsError, load_settings, validate
+from tests.asterisk_dialplan import (
+    Dialplan,
+    Run,
+    dialplan,
+    dialplan_rows,
+    pattern_matches,
+    run,
+    split_app_args,
+)
+from tests.conftest import ASTERISK_FIXTURES
 
 REPO = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO / "config" / "asterisk"
@@ -34,11 +51,10 @@ REQUIRED_MODULES = {
     "chan_pjsip", "app_queue", "app_mixmonitor", "res_agi", "app_audiosocket",
     "res_audiosocket", "app_chanspy", "cdr_manager", "res_musiconhold",
 }
-# The rights verified on the real Asterisk 22.10.1 (README of the captures).
-VERIFIED_READ = set("system,call,agent,user,config,command,reporting,originate,dialplan,agi,cdr,dtmf".split(","))
-VERIFIED_WRITE = set("system,call,agent,user,config,command,reporting,originate,dialplan,agi".split(","))
-NEEDED_READ = {"agi", "cdr", "call", "agent", "dialplan"}
-NEEDED_WRITE = {"agi", "call", "agent", "originate", "system"}
+# The product's packages: where the AMI actions it sends and the events it consumes are.
+PRODUCT_PACKAGES = ("hotline", "ivr", "agents", "recordings", "asr", "routing", "knowledge")
+# Where AMI events are consumed (hotline/asterisk only describes them).
+EVENT_CONSUMERS = ("hotline", "ivr", "agents", "recordings")
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -383,14 +399,30 @@ def test_write_secrets(tmp_path: Path, settings: Settings) -> None:
     text = (target / "pjsip_auth.conf").read_text(encoding="utf-8")
     text = re.sub(r"\n\[8028\]\n(?:(?!\[).*\n)*", "\n", text)
     (target / "pjsip_auth.conf").write_text(text, encoding="utf-8")
-    second = write_secrets(settings, target, {"HOTLINE_AMI_SECRET": "another-secret"})
+    second = write_secrets(settings, target, {"HOTLINE_AMI_SECRET": "another-secret-0123456789"})
     assert second.new_passwords == ["8028"] and len(second.kept_passwords) == 27
     again = {c.name: c.get("password") for c in parse_file(target / "pjsip_auth.conf").of_type("auth")}
     assert {k: v for k, v in again.items() if k != "8028"} == {k: v for k, v in passwords.items() if k != "8028"}
     assert again["8028"] != passwords["8028"]
-    assert "secret = another-secret\n" in (target / "manager_secret.conf").read_text(encoding="utf-8")
-    third = write_secrets(settings, target, {"HOTLINE_AMI_SECRET": "another-secret"})
+    assert "secret = another-secret-0123456789\n" in (target / "manager_secret.conf").read_text(encoding="utf-8")
+    third = write_secrets(settings, target, {"HOTLINE_AMI_SECRET": "another-secret-0123456789"})
     assert third.written == [] and third.new_passwords == []
+
+
+@pytest.mark.parametrize("weak", ["dev-only-change-me", "s3cret", "Dev-Only-Change-Me", "short-but-random"[:15]])
+def test_write_secrets_refuses_a_weak_ami_secret_outside_development(tmp_path: Path, settings: Settings,
+                                                                     weak: str) -> None:
+    target = tmp_path / "secrets"
+    with pytest.raises(AsteriskConfigError, match=r"HOTLINE_AMI_SECRET (is a published default|is shorter than 16)"):
+        write_secrets(settings, target, {"HOTLINE_AMI_SECRET": weak})
+    assert not target.exists() or not any(target.iterdir()), "nothing may be written when refusing"
+    # Only an explicit development mode writes it (and says so in the log).
+    development = settings.with_overrides(service={"development": True})
+    result = write_secrets(development, target, {"HOTLINE_AMI_SECRET": weak})
+    assert f"\nsecret = {weak}\n" in (target / "manager_secret.conf").read_text(encoding="utf-8")
+    assert len(result.new_passwords) == 28
+    with pytest.raises(AsteriskConfigError, match="is empty"):  # never an empty one
+        write_secrets(development, tmp_path / "other", {"HOTLINE_AMI_SECRET": ""})
 
 
 # --------------------------------------------------------------------------- dialplan
@@ -450,18 +482,10 @@ def dialplan_problems(dp: Dialplan, settings: Settings) -> list[str]:
         problems.append("no T extension going to s,fallback")
     if t and not any(st.app == "Log" and st.argv[0] == "WARNING" for st in t):
         problems.append("the T extension does not log a warning")
-    # Agents call each other and supervisors listen / whisper / barge.
+    # Agents call each other (the supervisor codes: supervisor_problems).
     dial = dp.route("from-agents", "8001")
     if not dial or (dial[0].app, dial[0].args) != ("Dial", "PJSIP/${EXTEN},30"):
         problems.append("8001 from-agents is not Dial(PJSIP/${EXTEN},30)")
-    for code, option in (("*18006", ""), ("*28006", "w"), ("*38006", "B")):
-        spy = dp.route("from-agents", code)
-        if not spy or spy[0].app != "ChanSpy" or spy[0].argv[0] != "PJSIP/${EXTEN:2}":
-            problems.append(f"{code} is not ChanSpy of PJSIP/${{EXTEN:2}}")
-            continue
-        opts = spy[0].argv[1] if len(spy[0].argv) > 1 else ""
-        if not {"q", "E"} <= set(opts) or (option and option not in opts) or (not option and set(opts) & {"w", "B"}):
-            problems.append(f"{code}: ChanSpy options {opts!r}")
     return problems
 
 
@@ -476,7 +500,6 @@ def test_dialplan(etc: Path, settings: Settings) -> None:
         sub(r"^exten => T,.*\n same => .*\n", ""),  # no T extension
         sub(r"Queue\(general_queue\)", "Queue(general)"),
         sub(r"^(exten => 2512345),1,Goto\(hotline,s,1\)", r"\1,1,Goto(hotline,s,2)", count=1),
-        sub(r"qEw\)", "qE)"),
         # AGI before MixMonitor: the menu would not be recorded
         sub(r"^( same => n,MixMonitor.*\n)((?:.*\n)*?)( same => n,AGI\(agi:async\)\n)", r"\3\1\2"),
     ):
@@ -484,10 +507,203 @@ def test_dialplan(etc: Path, settings: Settings) -> None:
         assert dialplan_problems(broken, settings), change
 
 
+# --------------------------------------------------------------------------- supervisor codes
+
+SPY_CODES = (("*1", "listen", ""), ("*2", "whisper", "w"), ("*3", "barge", "B"))
+
+
+def endpoint_variables(pjsip: Config, endpoint: str) -> dict[str, str]:
+    """The channel variables a call from ``endpoint`` starts with: its set_var lines."""
+    variables = {}
+    for line in pjsip.get(endpoint, type="endpoint").get_all("set_var"):
+        name, _, value = line.partition("=")
+        variables[name.strip()] = value.strip()
+    return variables
+
+
+def dial_from(etc: Path | tuple[Config, Dialplan], endpoint: str, number: str) -> Run:
+    """What the dialplan does when the phone of ``endpoint`` dials ``number``: its
+    context and channel variables from pjsip.conf (with the generated endpoints),
+    CHANNEL(endpoint) its name, run through extensions.conf. ``etc`` is the folder or
+    its parsed (pjsip.conf, dialplan)."""
+    pjsip, dp = (load(etc, "pjsip.conf"), dialplan(load(etc, "extensions.conf"))) if isinstance(etc, Path) else etc
+    ep = pjsip.get(endpoint, type="endpoint")
+
+    def channel(item: str) -> str:
+        if item != "endpoint":
+            raise AssertionError(f"CHANNEL({item}) is not simulated")
+        return endpoint
+
+    return run(dp, ep.get("context") or "", number,
+               variables=endpoint_variables(pjsip, endpoint), functions={"CHANNEL": channel})
+
+
+def supervisor_problems(etc: Path, settings: Settings) -> list[str]:
+    problems = []
+    pjsip, dp = load(etc, "pjsip.conf"), dialplan(load(etc, "extensions.conf"))
+    agents = sorted(c.name for c in pjsip.of_type("endpoint") if c.get("context") == "from-agents")
+    roles = {ext: endpoint_variables(pjsip, ext).get(ROLE_VARIABLE) for ext in agents}
+    # The generated endpoints agree with the settings: the supervisors, and only they.
+    marked = sorted(ext for ext, role in roles.items() if role == SUPERVISOR_ROLE)
+    if marked != sorted(settings.supervisors):
+        problems.append(f"endpoints with {ROLE_VARIABLE}={SUPERVISOR_ROLE} {marked} != supervisors "
+                        f"{sorted(settings.supervisors)}")
+    others = [ext for ext, role in roles.items() if role not in (None, SUPERVISOR_ROLE)]
+    if others:
+        problems.append(f"endpoints with another {ROLE_VARIABLE}: {others}")
+    if not settings.supervisors or len(settings.supervisors) == len(agents):
+        return problems + ["the check needs at least one supervisor and one other agent"]
+    supervisor = settings.supervisors[0]
+    target = next(ext for ext in agents if ext not in settings.supervisors)
+    for code, mode, option in SPY_CODES:
+        number = f"{code}{target}"
+        for ext in agents:
+            result = dial_from((pjsip, dp), ext, number)
+            spied = result.index("ChanSpy")
+            if roles[ext] != SUPERVISOR_ROLE:
+                # Refused: no ChanSpy, a NOTICE line, something to hear, hung up.
+                if spied >= 0:
+                    problems.append(f"{ext} (not a supervisor) reaches ChanSpy with {number}")
+                if result.index("Log", "NOTICE") < 0:
+                    problems.append(f"{ext} dialling {number}: the refusal is not logged")
+                if result.index("Playtones") < 0 and result.index("Playback") < 0:
+                    problems.append(f"{ext} dialling {number}: hears no refusal")
+                if not result.hung_up:
+                    problems.append(f"{ext} dialling {number}: not hung up after the refusal")
+                continue
+            # A supervisor: UserEvent HotlineSpy (who, whom, how) and a NOTICE line, then ChanSpy.
+            if spied < 0:
+                problems.append(f"supervisor {ext} does not reach ChanSpy with {number}")
+                continue
+            argv = result.executed[spied].argv
+            options = argv[1] if len(argv) > 1 else ""
+            if argv[0] != f"PJSIP/{target}":
+                problems.append(f"{number}: ChanSpy({argv[0]}) is not PJSIP/{target}")
+            if not {"q", "E"} <= set(options) or (option and option not in options) or (
+                    not option and set(options) & {"w", "B"}):
+                problems.append(f"{number}: ChanSpy options {options!r} for {mode}")
+            audit = result.index("UserEvent", "HotlineSpy")
+            if not 0 <= audit < spied:
+                problems.append(f"{number} from {ext}: no UserEvent(HotlineSpy) before ChanSpy")
+            else:
+                headers = result.executed[audit].argv[1:]
+                wanted = [f"Spyer: {ext}", f"Target: {target}", f"Mode: {mode}"]
+                if sorted(headers) != sorted(wanted):
+                    problems.append(f"{number} from {ext}: UserEvent headers {headers} != {wanted}")
+            notice = result.index("Log", "NOTICE")
+            if not 0 <= notice < spied or ext not in result.executed[notice].args:
+                problems.append(f"{number} from {ext}: no NOTICE naming the supervisor before ChanSpy")
+    # A supervisor code reaches ChanSpy only through the check: every ChanSpy in the
+    # dialplan is in an extension that starts with the Gosub into it.
+    for step in dp.steps:
+        if step.app == "ChanSpy":
+            first = dp.extension(step.context, step.exten)[0]
+            if first.app != "Gosub" or not first.args.startswith("hotline-supervisor,"):
+                problems.append(f"{step.context},{step.exten} reaches ChanSpy without the supervisor check")
+    return problems
+
+
+def test_supervisor_codes_are_for_supervisors_only_and_logged(etc: Path, settings: Settings) -> None:
+    assert settings.supervisors == ("8025",)
+    assert supervisor_problems(etc, settings) == []
+    refused = dial_from(etc, "8001", "*18006")
+    assert refused.apps == ["Gosub", "GotoIf", "Log", "UserEvent", "Progress", "Playtones", "Wait", "Hangup"]
+    assert refused.executed[2].args == "NOTICE,Supervisor code refused: endpoint 8001 is not a supervisor (listen on 8006)"
+    allowed = dial_from(etc, "8025", "*28006")
+    assert allowed.apps == ["Gosub", "GotoIf", "UserEvent", "Log", "Return", "ChanSpy", "Hangup"]
+    assert allowed.executed[2].args == "HotlineSpy,Spyer: 8025,Target: 8006,Mode: whisper"
+    assert allowed.executed[5].args == "PJSIP/8006,qEw"
+    for name, change in (
+        ("extensions.conf", sub(r"^exten => s,1,GotoIf\(.*\n", "exten => s,1,NoOp()\n")),  # no check
+        ("extensions.conf", sub(r'"supervisor"\]', '"supervisor" | 1]')),  # a check that passes everyone
+        ("extensions.conf", sub(r"^ same => n\(allowed\),UserEvent\(HotlineSpy,.*\n", " same => n(allowed),NoOp()\n")),
+        ("extensions.conf", sub(r"^ same => n,Log\(NOTICE,Supervisor \$.*\n", "")),
+        ("extensions.conf", sub(r"Mode: \$\{ARG1\}\)\n same => n,Log\(NOTICE,Supervisor", "Mode: listen)\n same => n,Log(NOTICE,Supervisor")),
+        ("extensions.conf", sub(r"^exten => _\*28XXX,1,Gosub\(.*\n same => ", "exten => _*28XXX,1,")),  # whisper unchecked
+        ("extensions.conf", sub(r"qEw\)", "qE)")),
+        ("extensions.conf", lambda t: t + "\n[from-agents](+)\nexten => _*98XXX,1,ChanSpy(PJSIP/${EXTEN:2},q)\n"),
+        ("pjsip_extensions.conf", sub(r'^(callerid = "坐席8001" <8001>\n)', r"\1set_var = HOTLINE_ROLE=supervisor\n")),
+        ("pjsip_extensions.conf", sub(r"^set_var = HOTLINE_ROLE=supervisor\n", "")),
+    ):
+        broken = edited(etc, name, change)
+        assert supervisor_problems(broken, settings), (name, change)
+
+
+def test_supervisors_setting_is_validated(settings: Settings, tmp_path: Path) -> None:
+    for supervisors, message in (
+        (("9999",), "not extensions of any department"),
+        (("8025", "8025"), "twice"),
+    ):
+        with pytest.raises(SettingsError, match=message):
+            validate(dataclasses.replace(settings, supervisors=supervisors))
+    text = (REPO / "config" / "hotline.toml").read_text(encoding="utf-8")
+    for line in ('supervisors = "8025"', "supervisors = [8025]"):
+        bad = tmp_path / "hotline.toml"
+        bad.write_text(text.replace('supervisors = ["8025"]', line), encoding="utf-8")
+        with pytest.raises(SettingsError, match="list of extensions"):
+            load_settings(bad, env={})
+    # Without the key nobody is a supervisor, and the generated endpoints say so.
+    none = tmp_path / "none.toml"
+    none.write_text(text.replace('supervisors = ["8025"]', ""), encoding="utf-8")
+    nobody = load_settings(none, env={})
+    assert nobody.supervisors == ()
+    assert "set_var" not in render_generated(nobody)["pjsip_extensions.conf"]
+    assert render_generated(settings)["pjsip_extensions.conf"].count("set_var = HOTLINE_ROLE=supervisor\n") == 1
+
+
 # --------------------------------------------------------------------------- manager
 
 
-def manager_problems(cfg: Config, settings: Settings, secret: str) -> list[str]:
+def _python_files(packages: tuple[str, ...], skip: tuple[str, ...] = ()) -> list[Path]:
+    files = []
+    for package in packages:
+        for path in sorted((REPO / package).rglob("*.py")):
+            relative = path.relative_to(REPO).as_posix()
+            if not any(relative.startswith(s) for s in skip):
+                files.append(path)
+    return files
+
+
+def actions_in_code(packages: tuple[str, ...] = PRODUCT_PACKAGES) -> dict[str, list[str]]:
+    """Every AMI action the product sends: the "Action" value of each dict literal
+    (``{"Action": "Setvar", ...}``, ``dict(Action=...)``), action -> files. An action
+    whose name is not a literal is reported as ``<computed>``: a right cannot be
+    checked for it."""
+    found: dict[str, list[str]] = {}
+    for path in _python_files(packages):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            values = []
+            if isinstance(node, ast.Dict):
+                values = [v for k, v in zip(node.keys, node.values)
+                          if isinstance(k, ast.Constant) and k.value == "Action"]
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
+                values = [kw.value for kw in node.keywords if kw.arg == "Action"]
+            for value in values:
+                name = value.value if isinstance(value, ast.Constant) and isinstance(value.value, str) else "<computed>"
+                found.setdefault(name, []).append(f"{path.relative_to(REPO)}:{node.lineno}")
+    return found
+
+
+def events_in_code(packages: tuple[str, ...] = EVENT_CONSUMERS) -> dict[str, list[str]]:
+    """The AMI events the product consumes: every string literal that is an event's
+    name, as Asterisk spells it or lower-cased as the code compares it (subscriptions,
+    the call tracker's handler table, the Shutdown check). event -> files."""
+    names = {name: name for name in EVENT_CLASSES} | {name.lower(): name for name in EVENT_CLASSES}
+    found: dict[str, list[str]] = {}
+    for path in _python_files(packages, skip=("hotline/asterisk/",)):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+                found.setdefault(names[node.value], []).append(f"{path.relative_to(REPO)}:{node.lineno}")
+    return found
+
+
+def _rights(user, key: str) -> set[str]:
+    return {r for r in (user.get(key) or "").replace(" ", "").split(",") if r}
+
+
+def manager_problems(cfg: Config, settings: Settings, secret: str, actions: set[str], events: set[str]) -> list[str]:
     problems = []
     general = cfg.get("general")
     for key, value in (("enabled", "yes"), ("port", "5038"), ("bindaddr", "127.0.0.1"), ("timestampevents", "yes")):
@@ -504,29 +720,120 @@ def manager_problems(cfg: Config, settings: Settings, secret: str) -> list[str]:
         problems.append("the included secret is not HOTLINE_AMI_SECRET")
     if user.get_all("deny") != ["0.0.0.0/0.0.0.0"] or user.get_all("permit") != ["127.0.0.1/255.255.255.255"]:
         problems.append("AMI user is not deny all / permit 127.0.0.1 only")
-    read = set((user.get("read") or "").replace(" ", "").split(","))
-    write = set((user.get("write") or "").replace(" ", "").split(","))
-    if not NEEDED_READ <= read:
-        problems.append(f"read lacks {sorted(NEEDED_READ - read)}")
-    if not NEEDED_WRITE <= write:
-        problems.append(f"write lacks {sorted(NEEDED_WRITE - write)}")
-    if not read <= VERIFIED_READ or not write <= VERIFIED_WRITE:
-        problems.append(f"rights beyond the verified set: {sorted((read - VERIFIED_READ) | (write - VERIFIED_WRITE))}")
+    unknown = sorted(a for a in actions if a not in ACTION_CLASSES)
+    if unknown:
+        return problems + [f"actions with no known class (add them to hotline/asterisk/ami_rights.py): {unknown}"]
+    read, write = _rights(user, "read"), _rights(user, "write")
+    need_write, need_read = needed_write_classes(actions), needed_read_classes(events)
+    for kind, granted, needed in (("write", write, need_write), ("read", read, need_read)):
+        if "all" in granted:
+            problems.append(f"{kind} = all")
+        for cls in sorted(set(needed) - granted):
+            problems.append(f"{kind} lacks {cls}, needed by {', '.join(needed[cls])}")
+        for cls in sorted(granted - set(needed) - {"all"}):
+            problems.append(f"{kind} grants {cls}, which nothing in the code needs")
+    # Each granted class says in the comment above its line which action or event needs it.
+    reasons = _rights_comments(Path(cfg.files[0]))
+    for kind, needed in (("write", need_write), ("read", need_read)):
+        for cls, users_of in needed.items():
+            if not re.search(rf"^;\s+{cls}\s+- .*\b{re.escape(users_of[0])}\b", reasons[kind], re.M):
+                problems.append(f"no comment in manager.conf says why {kind} needs {cls} ({users_of[0]})")
     return problems
 
 
-def test_manager(etc: Path, settings: Settings) -> None:
-    assert manager_problems(load(etc, "manager.conf"), settings, AMI_SECRET) == []
+def _rights_comments(path: Path) -> dict[str, str]:
+    """The comment lines under "; read:" / "; write:" up to their "not granted" part."""
+    sections: dict[str, list[str]] = {"read": [], "write": []}
+    current = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith(";"):
+            current = None
+        elif re.match(r";\s*(read|write):", line):
+            current = re.match(r";\s*(read|write):", line).group(1)
+        elif re.match(r";\s*not granted", line):
+            current = None
+        elif current:
+            sections[current].append(line)
+    return {kind: "\n".join(lines) for kind, lines in sections.items()}
+
+
+def test_the_code_sends_and_consumes_what_the_scan_finds() -> None:
+    """The scans behind the rights check find the real traffic (a scan that found
+    nothing would let every right look unneeded, or needed)."""
+    actions = actions_in_code()
+    assert "<computed>" not in actions, actions.get("<computed>")
+    assert {"Login", "Logoff", "Ping", "Setvar", "CoreShowChannels", "QueueStatus", "AGI"} <= set(actions)
+    events = events_in_code()
+    assert {"Newchannel", "Hangup", "VarSet", "AsyncAGIStart", "AsyncAGIExec", "Cdr",
+            "QueueMemberStatus", "AgentConnect", "Shutdown"} <= set(events)
+    assert "DTMFBegin" not in events and "UserEvent" not in events
+
+
+def test_event_classes_agree_with_the_captures() -> None:
+    """hotline/asterisk/ami_rights.py's event classes are what Asterisk 22.10.1 put in
+    the Privilege header of every event it sent in the captures."""
+    seen: dict[str, set[str]] = {}
+    for path in sorted(ASTERISK_FIXTURES.glob("*.ami")):
+        event = None
+        for line in path.read_bytes().decode("utf-8").replace("\r", "").splitlines():
+            if line.startswith("Event: "):
+                event = line[len("Event: "):]
+            elif line.startswith("Privilege: ") and event:
+                seen.setdefault(event, set()).add(line[len("Privilege: "):].split(",")[0])
+            elif not line:
+                event = None
+    assert len(seen) > 40
+    assert {e: c for e, c in seen.items() if len(c) != 1} == {}
+    assert sorted(e for e in seen if e not in EVENT_CLASSES) == []
+    assert {e: EVENT_CLASSES[e] for e in seen if {EVENT_CLASSES[e]} != seen[e]} == {}
+
+
+def test_manager_grants_exactly_the_rights_the_code_needs(etc: Path, settings: Settings) -> None:
+    actions, events = set(actions_in_code()), set(events_in_code())
+    assert manager_problems(load(etc, "manager.conf"), settings, AMI_SECRET, actions, events) == []
+    # Today that is: write call (Setvar), reporting (CoreShowChannels), agi (AGI);
+    # read system, call, agent, dialplan, agi, cdr. Never originate, system,
+    # command or config writes, never the callers' DTMF.
+    user = load(etc, "manager.conf").get(settings.ami.username)
+    assert _rights(user, "write") == {"call", "reporting", "agi"}
+    assert _rights(user, "read") == {"system", "call", "agent", "dialplan", "agi", "cdr"}
     for change in (
-        sub(r"^read = (.*)agi,", r"read = \1"),
-        sub(r"^write = (.*),originate", r"write = \1"),
+        sub(r"^write = (.*)$", r"write = \1,originate"),  # a right nothing needs
+        sub(r"^write = (.*)$", r"write = \1,system"),
+        sub(r"^write = (.*),agi$", r"write = \1"),  # AGI would be refused
+        sub(r"^write = call,", "write = "),  # the heartbeat Setvar would be refused
         sub(r"^write = ", "write = all,"),
+        sub(r"^read = (.*)$", r"read = \1,dtmf"),  # the callers' key presses
+        sub(r"^read = (.*),cdr$", r"read = \1"),  # no Cdr events
+        sub(r"^read = (.*)agi,", r"read = \1"),
+        sub(r"^;   reporting - CoreShowChannels.*\n", ""),  # a class without its reason
         sub(r"^#include secrets/manager_secret.conf$", "secret = inline"),
         sub(r"^deny = .*\n", ""),
         sub(r"^\[hotline\]$", "[someone-else]"),
     ):
         broken = edited(etc, "manager.conf", change)
-        assert manager_problems(load(broken, "manager.conf"), settings, AMI_SECRET), change
+        assert manager_problems(load(broken, "manager.conf"), settings, AMI_SECRET, actions, events), change
+    # A new action in the code without its right in manager.conf is noticed too.
+    cfg = load(etc, "manager.conf")
+    assert manager_problems(cfg, settings, AMI_SECRET, actions | {"Originate"}, events)[0] == (
+        "write lacks originate, needed by Originate")
+    assert manager_problems(cfg, settings, AMI_SECRET, actions | {"QueueAdd"}, events)[0] == (
+        "write lacks agent, needed by QueueAdd")
+    assert manager_problems(cfg, settings, AMI_SECRET, actions | {"Getvar"}, events) == []  # call covers it
+    assert manager_problems(cfg, settings, AMI_SECRET, actions, events | {"UserEvent"})[0] == (
+        "read lacks user, needed by UserEvent")
+    assert manager_problems(cfg, settings, AMI_SECRET, actions - {"AGI"}, events)[0] == (
+        "write grants agi, which nothing in the code needs")
+    assert "no known class" in manager_problems(cfg, settings, AMI_SECRET, actions | {"FooBar"}, events)[0]
+
+
+def test_needed_classes_prefer_the_least_powerful() -> None:
+    assert needed_write_classes(["CoreShowChannels"]) == {"reporting": ["CoreShowChannels"]}
+    assert needed_write_classes(["CoreShowChannels", "MixMonitor"]) == {"system": ["MixMonitor", "CoreShowChannels"]}
+    assert needed_write_classes(["Hangup"]) == {"call": ["Hangup"]}
+    assert needed_write_classes(["Login", "Ping", "QueueStatus"]) == {}
+    with pytest.raises(KeyError):
+        needed_write_classes(["NoSuchAction"])
 
 
 # --------------------------------------------------------------------------- modules
@@ -563,6 +870,112 @@ def test_other_files(etc: Path) -> None:
     assert load(etc, "cdr.conf").get("general").get("enable") == "yes"
     assert load(etc, "indications.conf").get("general").get("country") == "cn"
     assert load(etc, "musiconhold.conf").get("default").get("mode") == "files"
+
+
+# --------------------------------------------------------------------------- logging
+
+
+def logger_problems(cfg: Config) -> list[str]:
+    """Nothing persistent records the callers' key presses or the verbose/AGI trace;
+    the security events are kept in a file."""
+    problems = []
+    channels = {}
+    for line in cfg.get("logfiles").lines:
+        levels = [lv.strip() for lv in re.sub(r"^\[\w+\]", "", line.value).split(",") if lv.strip()]
+        channels[line.key] = levels
+    for name, levels in channels.items():
+        bare = {re.sub(r"\(.*\)$", "", lv) for lv in levels}
+        if "*" in bare:
+            problems.append(f"{name} logs every level (*)")
+        if "dtmf" in bare:
+            problems.append(f"{name} records DTMF (the callers' key presses)")
+        if {"verbose", "debug", "trace"} & bare:
+            problems.append(f"{name} records {sorted({'verbose', 'debug', 'trace'} & bare)}")
+    files = {n: lv for n, lv in channels.items() if n != "console" and not n.startswith("syslog")}
+    if not any("security" in lv for lv in files.values()):
+        problems.append("no log file keeps the security events")
+    if not any({"notice", "warning", "error"} <= set(lv) for lv in files.values()):
+        problems.append("no log file keeps notice, warning and error")
+    return problems
+
+
+def test_logger_keeps_no_key_presses_and_keeps_security_events(etc: Path) -> None:
+    assert logger_problems(load(etc, "logger.conf")) == []
+    for change in (
+        sub(r"^messages.log => notice,warning,error$", "messages.log => notice,warning,error,dtmf"),
+        sub(r"^messages.log => .*$", "full.log => notice,warning,error,verbose,dtmf"),  # the old full.log
+        lambda t: t + "debug.log => verbose(3)\n",
+        sub(r"^console => .*$", "console => notice,warning,error,verbose"),
+        sub(r"^security.log => security\n", ""),
+        lambda t: t + "everything.log => *\n",
+    ):
+        assert logger_problems(load(edited(etc, "logger.conf", change), "logger.conf")), change
+
+
+# --------------------------------------------------------------------------- TLS option
+
+
+def enable_optional_tls(text: str) -> str:
+    """pjsip.conf with its "BEGIN optional TLS" blocks uncommented, as the README says."""
+    out, inside = [], False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("; BEGIN optional TLS"):
+            inside = True
+        elif line.startswith("; END optional TLS"):
+            inside = False
+        elif inside and line.startswith(";") and not line.startswith("; ") and line.strip() != ";":
+            line = line[1:]
+        out.append(line)
+    return "".join(out)
+
+
+def tls_problems(cfg: Config, settings: Settings) -> list[str]:
+    problems = []
+    tls = [c for c in cfg.of_type("transport") if c.get("protocol") == "tls"]
+    if len(tls) != 1:
+        return [f"{len(tls)} TLS transports"]
+    transport = tls[0]
+    if not (transport.get("bind") or "").endswith(":5061"):
+        problems.append(f"TLS transport binds {transport.get('bind')!r}, not port 5061")
+    for key in ("cert_file", "priv_key_file"):
+        path = transport.get(key) or ""
+        # /etc/asterisk is this repository, mounted read-only: keys never go there.
+        if not path.startswith("/") or path.startswith("/etc/asterisk/"):
+            problems.append(f"{key} = {path!r} is not an absolute path outside /etc/asterisk")
+    if (transport.get("method") or "") not in ("tlsv1_2", "tlsv1_3"):
+        problems.append(f"TLS method {transport.get('method')!r}")
+    for ext in sorted(e for d in settings.departments for e in d.extensions):
+        ep = cfg.get(ext, type="endpoint")
+        if ep.get("transport") != transport.name or ep.get("media_encryption") != "sdes" \
+                or ep.get("media_encryption_optimistic") != "no":
+            problems.append(f"{ext}: transport {ep.get('transport')!r}, media_encryption "
+                            f"{ep.get('media_encryption')!r} (sdes keys need the TLS transport)")
+            break
+    carrier = [c for c in cfg.of_type("endpoint") if c.get("context") == "from-trunk"]
+    if any(c.get("transport") != "transport-udp" for c in carrier):
+        problems.append("the carrier left transport-udp")
+    return problems
+
+
+def test_tls_and_srtp_are_a_documented_option_that_parses(etc: Path, settings: Settings) -> None:
+    # Off as shipped: the agents stay on UDP, nothing listens on 5061.
+    shipped = load(etc, "pjsip.conf")
+    assert [c.name for c in shipped.of_type("transport")] == ["transport-udp"]
+    assert shipped.get("8001", type="endpoint").get("media_encryption") is None
+    # Uncommented as the comments (and the README) say, it is a complete configuration.
+    text = (etc / "pjsip.conf").read_text(encoding="utf-8")
+    assert text.count("; BEGIN optional TLS") == 2 and enable_optional_tls(text) != text
+    on = edited(etc, "pjsip.conf", enable_optional_tls)
+    assert tls_problems(load(on, "pjsip.conf"), settings) == []
+    assert pjsip_problems(load(on, "pjsip.conf"), settings, load(on, "secrets/pjsip_auth.conf")) == []
+    for change in (
+        sub(r"^;media_encryption = sdes\n", ""),  # TLS without SRTP
+        sub(r"^;transport = transport-tls\n", ""),  # SDES keys over UDP
+        sub(r"^;cert_file = .*$", ";cert_file = /etc/asterisk/keys/asterisk.crt"),
+        sub(r"^;bind = 0.0.0.0:5061$", ";bind = 0.0.0.0:5060"),
+    ):
+        broken = edited(etc, "pjsip.conf", lambda t, c=change: enable_optional_tls(c(t)))
+        assert tls_problems(load(broken, "pjsip.conf"), settings), change
 
 
 # --------------------------------------------------------------------------- docker
@@ -640,6 +1053,15 @@ def compose_problems(doc: dict, settings: Settings) -> list[str]:
         problems.append("HOTLINE_DATABASE_URL does not point at 127.0.0.1:5432")
     if "HOTLINE_AMI_SECRET" not in env.get("HOTLINE_AMI_SECRET", ""):
         problems.append("HOTLINE_AMI_SECRET is not taken from the environment")
+    # The AMI secret has no default (a default in a public file is public): compose
+    # refuses to start without it, and no service runs in development mode.
+    for name, service in services.items():
+        service_env = _env(service)
+        secret = service_env.get("HOTLINE_AMI_SECRET")
+        if secret is not None and not re.fullmatch(r"\$\{HOTLINE_AMI_SECRET:\?[^}]+\}", secret):
+            problems.append(f"{name}: HOTLINE_AMI_SECRET {secret!r} is not required (${{HOTLINE_AMI_SECRET:?...}})")
+        if "HOTLINE_DEVELOPMENT" in service_env:
+            problems.append(f"{name}: HOTLINE_DEVELOPMENT in docker-compose.yml")
     if env.get("HOTLINE_LOG_FORMAT") != "json":
         problems.append("HOTLINE_LOG_FORMAT is not json")
     if not any(p.startswith("127.0.0.1:5432:") for p in map(str, pg.get("ports") or [])):
@@ -661,6 +1083,11 @@ def test_docker_compose(settings: Settings) -> None:
         lambda d: d["services"]["hotline"].pop("network_mode"),
         lambda d: d.pop("volumes"),
         lambda d: d["services"].pop("hotline-init"),
+        lambda d: d["services"]["hotline"]["environment"].__setitem__(
+            "HOTLINE_AMI_SECRET", "${HOTLINE_AMI_SECRET:-dev-only-change-me}"),
+        lambda d: d["services"]["hotline-init"]["environment"].__setitem__(
+            "HOTLINE_AMI_SECRET", "${HOTLINE_AMI_SECRET}"),  # empty when unset
+        lambda d: d["services"]["hotline"]["environment"].__setitem__("HOTLINE_DEVELOPMENT", "1"),
     ]
     for breakage in breakages:
         broken = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))

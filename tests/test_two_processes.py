@@ -31,7 +31,8 @@ def free_port() -> int:
 @asynccontextmanager
 async def hotline_serve(database_url: str, http_port: int, tmp_path: Path, *args: str, ami_port: int = 1):
     env = {**os.environ, "HOTLINE_DATABASE_URL": database_url, "HOTLINE_HTTP_PORT": str(http_port),
-           "HOTLINE_AMI_HOST": "127.0.0.1", "HOTLINE_AMI_PORT": str(ami_port), "HOTLINE_AMI_SECRET": "s3cret",
+           "HOTLINE_AMI_HOST": "127.0.0.1", "HOTLINE_AMI_PORT": str(ami_port),
+           "HOTLINE_AMI_SECRET": "two-processes-test-secret-0123",  # serve refuses a weak one
            "HOTLINE_RECORDINGS_DIR": str(tmp_path / "monitor"), "HOTLINE_LOG_FORMAT": "json",
            "HOTLINE_ASR_MODEL_PATH": ""}
     log = (tmp_path / f"serve-{http_port}.log").open("wb")

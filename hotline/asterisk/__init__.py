@@ -8,7 +8,10 @@ One job per module; import from the module you need:
   (``queues_departments.conf``, ``pjsip_extensions.conf``) and their staleness check
   (``hotline asterisk-config [--check]``);
 - :mod:`hotline.asterisk.secrets`: the secrets outside the repository
-  (``pjsip_auth.conf``, ``manager_secret.conf``; ``hotline asterisk-secrets``);
+  (``pjsip_auth.conf``, ``manager_secret.conf``; ``hotline asterisk-secrets``) and the
+  AMI secret policy ``hotline serve`` enforces (weak secrets only in development mode);
+- :mod:`hotline.asterisk.ami_rights`: the manager.conf class of every AMI action and
+  event, from which the AMI user's rights are checked;
 - :mod:`hotline.asterisk.files`: atomic writes with a mode and an owner;
 - :mod:`hotline.asterisk.errors`: :class:`AsteriskConfigError`, raised by the writers.
 """

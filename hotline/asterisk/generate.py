@@ -8,7 +8,9 @@ are written down in one place only:
   ``[hotline-queue](!)`` template of the handwritten queues.conf, with no static
   members (agents join and leave with AMI QueueAdd/QueueRemove);
 - ``pjsip_extensions.conf``: endpoint + aor for every agent extension, from the
-  ``agent-endpoint`` / ``agent-aor`` templates of the handwritten pjsip.conf.
+  ``agent-endpoint`` / ``agent-aor`` templates of the handwritten pjsip.conf; the
+  endpoints of the ``supervisors`` carry ``set_var = HOTLINE_ROLE=supervisor``, which
+  extensions.conf checks before a supervisor code (*1/*2/*3) reaches ChanSpy.
 
 The auth sections those endpoints name are secrets and never go into the repository:
 see :mod:`hotline.asterisk.secrets`.
@@ -32,6 +34,8 @@ __all__ = [
     "ENDPOINT_TEMPLATE",
     "AOR_TEMPLATE",
     "PJSIP_AUTH_FILE",
+    "ROLE_VARIABLE",
+    "SUPERVISOR_ROLE",
     "agent_extensions",
     "render_generated",
     "write_generated",
@@ -50,6 +54,12 @@ ENDPOINT_TEMPLATE = "agent-endpoint"
 AOR_TEMPLATE = "agent-aor"
 
 CALLERID_NAME_PREFIX = "坐席"  # shown on the other phone: "坐席8001" <8001>
+
+# The channel variable extensions.conf ([hotline-supervisor]) checks, and its value on
+# the supervisors' endpoints. Not inherited (no leading underscore): a channel the
+# supervisor's phone calls does not get it.
+ROLE_VARIABLE = "HOTLINE_ROLE"
+SUPERVISOR_ROLE = "supervisor"
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
@@ -97,17 +107,24 @@ def _render_pjsip(settings: Settings) -> str:
         f"; Agents' phones: endpoint + aor per extension, from [{ENDPOINT_TEMPLATE}](!) and\n"
         f"; [{AOR_TEMPLATE}](!) in pjsip.conf. The auth section of the same name is in\n"
         f"; secrets/{PJSIP_AUTH_FILE} (`hotline asterisk-secrets`).\n"
+        f"; Supervisors (`supervisors` in config/hotline.toml): "
+        f"{', '.join(settings.supervisors) or 'none'}. Their endpoints set\n"
+        f"; {ROLE_VARIABLE}={SUPERVISOR_ROLE}, the only way past the check before the supervisor\n"
+        f"; codes *1/*2/*3 (extensions.conf, [hotline-supervisor]).\n"
     )
+    supervisors = set(settings.supervisors)
     current = None
     for ext, dept in agent_extensions(settings):
         if dept is not current:
             out.append(f"\n; ---- {dept.code}: {dept.name} (queue {dept.queue})\n")
             current = dept
+        role = f"set_var = {ROLE_VARIABLE}={SUPERVISOR_ROLE}\n" if ext in supervisors else ""
         out.append(
             f"[{ext}]({ENDPOINT_TEMPLATE})\n"
             f"auth = {ext}\n"
             f"aors = {ext}\n"
             f'callerid = "{CALLERID_NAME_PREFIX}{ext}" <{ext}>\n'
+            f"{role}"
             f"[{ext}]({AOR_TEMPLATE})\n"
         )
     return "".join(out)
@@ -119,6 +136,9 @@ def render_generated(settings: Settings) -> dict[str, str]:
     dupes = sorted({e for e in extensions if extensions.count(e) > 1})
     if dupes:
         raise AsteriskConfigError(f"extension(s) listed twice: {', '.join(dupes)}")
+    strangers = [e for e in settings.supervisors if e not in extensions]
+    if strangers:
+        raise AsteriskConfigError(f"supervisor(s) {', '.join(strangers)} are not agent extensions")
     return {QUEUES_FILE: _render_queues(settings), PJSIP_FILE: _render_pjsip(settings)}
 
 

@@ -4,33 +4,56 @@
 extension, random passwords kept across runs) and ``secrets/manager_secret.conf``
 (the AMI secret from the environment). The ``hotline`` CLI calls it for
 ``hotline asterisk-secrets --dir DIR``.
+
+The AMI secret guards a user that may run AGI commands on callers' channels and set
+variables, so a weak one is refused (:func:`ami_secret_problem`): empty, shorter than
+:data:`MIN_AMI_SECRET_LENGTH`, or one published in this repository or in Asterisk's
+samples. Only an explicit development mode (``[service] development = true`` or
+``HOTLINE_DEVELOPMENT=1``) lets ``hotline asterisk-secrets`` write such a secret and
+``hotline serve`` use it (:func:`refuse_unsafe_serve`), with a warning each time.
 """
 
 from __future__ import annotations
 
 import secrets
 import string
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 from hotline.asterisk.errors import AsteriskConfigError
+from hotline.logs import get_logger
 from hotline.asterisk.files import SECRETS_OWNER_ENV, atomic_write, chown
 from hotline.asterisk.generate import PJSIP_AUTH_FILE, agent_extensions
 from hotline.asterisk.parse import ConfError, parse_file
 from hotline.settings import Settings
 
 __all__ = [
+    "MIN_AMI_SECRET_LENGTH",
     "PASSWORD_LENGTH",
+    "PUBLISHED_AMI_SECRETS",
     "SecretsResult",
+    "ami_secret_problem",
+    "refuse_unsafe_serve",
     "write_secrets",
 ]
+
+log = get_logger(__name__)
 
 MANAGER_SECRET_FILE = "manager_secret.conf"
 PASSWORD_LENGTH = 20
 # Letters and digits only: nothing a config file or a phone's web form could mangle.
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 AMI_SECRET_ENV = "HOTLINE_AMI_SECRET"
+DEVELOPMENT_ENV = "HOTLINE_DEVELOPMENT"
+MIN_AMI_SECRET_LENGTH = 16
+# Secrets anyone can read: the old docker-compose.yml default, the captures and
+# tests (tests/fixtures/asterisk), Asterisk's manager.conf sample, and the usual ones.
+PUBLISHED_AMI_SECRETS = frozenset({
+    "dev-only-change-me", "s3cret", "secret", "mysecret", "changeme", "change-me", "change_me",
+    "password", "admin", "hotline", "amp111", "asterisk",
+})
 
 _SECRETS_HEADER = """\
 ; {name}
@@ -60,7 +83,8 @@ def write_secrets(settings: Settings, directory: str | Path, env: Mapping[str, s
       where the bridge reads the same secret from.
 
     Raises :class:`AsteriskConfigError` before writing anything if HOTLINE_AMI_SECRET
-    is empty or cannot be written into a config file.
+    is empty or cannot be written into a config file, and, outside development mode
+    (``settings.service.development``), if it is weak (:func:`ami_secret_problem`).
     """
     ami_secret = env.get(AMI_SECRET_ENV, "")
     if not ami_secret.strip():
@@ -73,6 +97,16 @@ def write_secrets(settings: Settings, directory: str | Path, env: Mapping[str, s
             f"{AMI_SECRET_ENV} must not contain ';', line breaks or surrounding spaces "
             "(Asterisk would cut the secret there)"
         )
+    weakness = ami_secret_problem(ami_secret)
+    if weakness and not settings.service.development:
+        raise AsteriskConfigError(
+            f"{AMI_SECRET_ENV} {weakness}: refusing to write it into manager.conf. "
+            f"Set a random one, e.g. `openssl rand -hex 24`, in .env (both hotline-init and "
+            f"hotline read it), or on a developer's machine only set {DEVELOPMENT_ENV}=1"
+        )
+    if weakness:
+        log.warning("asterisk.secrets.weak_ami_secret_written", problem=weakness,
+                    reason="development mode", hint=f"never run with {DEVELOPMENT_ENV}=1 in production")
     owner = _parse_owner(env.get(SECRETS_OWNER_ENV, ""))
     extensions = [ext for ext, _ in agent_extensions(settings)]
 
@@ -163,3 +197,37 @@ def _write_if_changed(path: Path, text: str, owner: tuple[int, int] | None) -> b
     # Readable by the owner and its group only: Asterisk reads it as its own user.
     atomic_write(path, text, mode=0o640, owner=owner)
     return True
+
+
+def ami_secret_problem(secret: str) -> str | None:
+    """What makes ``secret`` unfit to guard AMI ("is empty", ...), or None when it is fine."""
+    if not secret.strip():
+        return "is empty"
+    if secret.strip().lower() in PUBLISHED_AMI_SECRETS:
+        return "is a published default (anyone who read this repository knows it)"
+    if len(secret) < MIN_AMI_SECRET_LENGTH:
+        return f"is shorter than {MIN_AMI_SECRET_LENGTH} characters"
+    return None
+
+
+def refuse_unsafe_serve(settings: Settings, *, uses_ami: bool = True) -> None:
+    """For ``hotline serve``: exit with status 2 (and the reason on stderr) when the
+    bridge would log in to AMI with a weak secret outside development mode. In
+    development mode it logs a warning and returns. A web-only process
+    (``uses_ami=False``) never logs in to AMI, so its secret is not checked."""
+    if not uses_ami:
+        return
+    weakness = ami_secret_problem(settings.ami.secret)
+    if weakness is None:
+        return
+    if settings.service.development:
+        log.warning("hotline.development_mode.weak_ami_secret", problem=weakness,
+                    hint=f"never run with {DEVELOPMENT_ENV}=1 in production")
+        return
+    print(
+        f"hotline: refusing to start: the AMI secret ({AMI_SECRET_ENV}) {weakness}. "
+        f"Set the same random secret for `hotline asterisk-secrets` and `hotline serve` "
+        f"(e.g. `openssl rand -hex 24` in .env); for development only, set {DEVELOPMENT_ENV}=1.",
+        file=sys.stderr,
+    )
+    raise SystemExit(2)
