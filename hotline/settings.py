@@ -299,6 +299,7 @@ _ENV_OVERRIDES: tuple[tuple[str, str, str, type], ...] = (
     ("HOTLINE_AMI_USERNAME", "ami", "username", str),
     ("HOTLINE_AMI_SECRET", "ami", "secret", str),
     ("HOTLINE_LOG_FORMAT", "service", "log_format", str),
+    ("HOTLINE_HTTP_HOST", "service", "http_host", str),
     ("HOTLINE_HTTP_PORT", "service", "http_port", int),
     ("HOTLINE_RECORDINGS_DIR", "recordings", "local_dir", str),
     ("HOTLINE_ASR_MODEL_PATH", "asr", "model_path", str),
@@ -328,6 +329,13 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
                 raw.setdefault(section, {})[key] = kind(env[var])
             except ValueError as exc:
                 raise SettingsError(f"{var}={env[var]!r} is not a valid {kind.__name__}") from exc
+    secret_file = env.get("HOTLINE_AMI_SECRET_FILE")
+    if secret_file and not env.get("HOTLINE_AMI_SECRET"):
+        # The secret `hotline asterisk-secrets` generated when none was given.
+        try:
+            raw.setdefault("ami", {})["secret"] = Path(secret_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SettingsError(f"HOTLINE_AMI_SECRET_FILE={secret_file}: {exc.strerror}") from exc
     settings = _build(raw, path.parent)
     settings = replace(settings, source=path)
     validate(settings)

@@ -29,7 +29,7 @@ from hotline.asterisk.generate import (
     write_generated,
 )
 from hotline.asterisk.parse import Config, ConfError, parse_file, parse_text
-from hotline.asterisk.secrets import write_secrets
+from hotline.asterisk.secrets import ami_secret_problem, write_secrets
 from hotline.settings import Settings, SettingsError, load_settings, validate
 from tests.asterisk_dialplan import (
     Dialplan,
@@ -374,10 +374,6 @@ def test_pjsip_endpoints_match_settings_and_secrets(etc: Path, settings: Setting
 
 def test_write_secrets(tmp_path: Path, settings: Settings) -> None:
     target = tmp_path / "secrets"
-    with pytest.raises(AsteriskConfigError, match="HOTLINE_AMI_SECRET"):
-        write_secrets(settings, target, {"HOTLINE_AMI_SECRET": ""})
-    with pytest.raises(AsteriskConfigError, match="HOTLINE_AMI_SECRET"):
-        write_secrets(settings, target, {})
     with pytest.raises(AsteriskConfigError):
         write_secrets(settings, target, {"HOTLINE_AMI_SECRET": "abc;def"})
     assert not target.exists() or not any(target.iterdir()), "nothing may be written when refusing"
@@ -392,7 +388,8 @@ def test_write_secrets(tmp_path: Path, settings: Settings) -> None:
     assert all(c.get("username") == c.name for c in auth)
     manager = (target / "manager_secret.conf").read_text(encoding="utf-8")
     assert f"\nsecret = {AMI_SECRET}\n" in manager
-    for name in ("pjsip_auth.conf", "manager_secret.conf"):
+    assert (target / "ami_secret").read_text(encoding="utf-8") == AMI_SECRET + "\n"
+    for name in ("pjsip_auth.conf", "manager_secret.conf", "ami_secret"):
         assert stat.S_IMODE(os.stat(target / name).st_mode) == 0o640
 
     # Existing passwords are kept; a missing extension gets one; the AMI secret follows env.
@@ -421,8 +418,29 @@ def test_write_secrets_refuses_a_weak_ami_secret_outside_development(tmp_path: P
     result = write_secrets(development, target, {"HOTLINE_AMI_SECRET": weak})
     assert f"\nsecret = {weak}\n" in (target / "manager_secret.conf").read_text(encoding="utf-8")
     assert len(result.new_passwords) == 28
-    with pytest.raises(AsteriskConfigError, match="is empty"):  # never an empty one
-        write_secrets(development, tmp_path / "other", {"HOTLINE_AMI_SECRET": ""})
+    # Never an empty one: none given means a generated one, even in development mode.
+    write_secrets(development, tmp_path / "other", {"HOTLINE_AMI_SECRET": ""})
+    assert ami_secret_problem((tmp_path / "other" / "ami_secret").read_text(encoding="utf-8").strip()) is None
+
+
+def test_without_a_secret_one_is_generated_once_and_the_service_reads_it(tmp_path: Path, settings: Settings) -> None:
+    """`docker compose up` on a fresh clone: hotline-init gets no HOTLINE_AMI_SECRET,
+    generates a random one, keeps it on later runs, and hotline serve reads it
+    through HOTLINE_AMI_SECRET_FILE (compose mounts the folder read-only)."""
+    target = tmp_path / "secrets"
+    write_secrets(settings, target, {})
+    generated = (target / "ami_secret").read_text(encoding="utf-8").strip()
+    assert len(generated) == 48 and ami_secret_problem(generated) is None
+    assert f"\nsecret = {generated}\n" in (target / "manager_secret.conf").read_text(encoding="utf-8")
+    again = write_secrets(settings, target, {"HOTLINE_AMI_SECRET": ""})
+    assert again.written == [] and (target / "ami_secret").read_text(encoding="utf-8").strip() == generated
+    service = load_settings(env={"HOTLINE_AMI_SECRET": "", "HOTLINE_AMI_SECRET_FILE": str(target / "ami_secret")})
+    assert service.ami.secret == generated
+    given = load_settings(env={"HOTLINE_AMI_SECRET": "given-secret-0123456789",
+                               "HOTLINE_AMI_SECRET_FILE": str(target / "ami_secret")})
+    assert given.ami.secret == "given-secret-0123456789"
+    with pytest.raises(SettingsError, match="HOTLINE_AMI_SECRET_FILE"):
+        load_settings(env={"HOTLINE_AMI_SECRET_FILE": str(tmp_path / "missing")})
 
 
 # --------------------------------------------------------------------------- dialplan
@@ -1053,15 +1071,20 @@ def compose_problems(doc: dict, settings: Settings) -> list[str]:
         problems.append("HOTLINE_DATABASE_URL does not point at 127.0.0.1:5432")
     if "HOTLINE_AMI_SECRET" not in env.get("HOTLINE_AMI_SECRET", ""):
         problems.append("HOTLINE_AMI_SECRET is not taken from the environment")
-    # The AMI secret has no default (a default in a public file is public): compose
-    # refuses to start without it, and no service runs in development mode.
+    # The AMI secret has no default (a default in a public file is public): it is
+    # given in the environment, or empty, and then hotline-init generates one that the
+    # service reads from the secrets folder. No service runs in development mode.
     for name, service in services.items():
         service_env = _env(service)
         secret = service_env.get("HOTLINE_AMI_SECRET")
-        if secret is not None and not re.fullmatch(r"\$\{HOTLINE_AMI_SECRET:\?[^}]+\}", secret):
-            problems.append(f"{name}: HOTLINE_AMI_SECRET {secret!r} is not required (${{HOTLINE_AMI_SECRET:?...}})")
+        if secret is not None and not re.fullmatch(r"\$\{HOTLINE_AMI_SECRET(:-|:\?[^}]+)?\}", secret):
+            problems.append(f"{name}: HOTLINE_AMI_SECRET {secret!r} has a default")
         if "HOTLINE_DEVELOPMENT" in service_env:
             problems.append(f"{name}: HOTLINE_DEVELOPMENT in docker-compose.yml")
+    secret_file = env.get("HOTLINE_AMI_SECRET_FILE", "")
+    secret_mounts = [dst for src, dst, ro in app_mounts if src == "./config/asterisk/secrets" and ro]
+    if not any(secret_file == f"{dst}/ami_secret" for dst in secret_mounts):
+        problems.append("hotline does not read the generated ami_secret from a read-only secrets mount")
     if env.get("HOTLINE_LOG_FORMAT") != "json":
         problems.append("HOTLINE_LOG_FORMAT is not json")
     if not any(p.startswith("127.0.0.1:5432:") for p in map(str, pg.get("ports") or [])):
@@ -1086,7 +1109,9 @@ def test_docker_compose(settings: Settings) -> None:
         lambda d: d["services"]["hotline"]["environment"].__setitem__(
             "HOTLINE_AMI_SECRET", "${HOTLINE_AMI_SECRET:-dev-only-change-me}"),
         lambda d: d["services"]["hotline-init"]["environment"].__setitem__(
-            "HOTLINE_AMI_SECRET", "${HOTLINE_AMI_SECRET}"),  # empty when unset
+            "HOTLINE_AMI_SECRET", "${HOTLINE_AMI_SECRET:-changeme}"),
+        lambda d: d["services"]["hotline"]["environment"].pop("HOTLINE_AMI_SECRET_FILE"),
+        lambda d: d["services"]["hotline"]["volumes"].remove("./config/asterisk/secrets:/etc/hotline/secrets:ro"),
         lambda d: d["services"]["hotline"]["environment"].__setitem__("HOTLINE_DEVELOPMENT", "1"),
     ]
     for breakage in breakages:

@@ -42,6 +42,9 @@ __all__ = [
 log = get_logger(__name__)
 
 MANAGER_SECRET_FILE = "manager_secret.conf"
+# The AMI secret alone, for the hotline service to read (HOTLINE_AMI_SECRET_FILE)
+# when none is given in the environment: then one is generated here, once.
+AMI_SECRET_FILE = "ami_secret"
 PASSWORD_LENGTH = 20
 # Letters and digits only: nothing a config file or a phone's web form could mangle.
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
@@ -79,19 +82,22 @@ def write_secrets(settings: Settings, directory: str | Path, env: Mapping[str, s
       kept (the phones are configured with them); missing extensions get a new one.
       Sections for extensions no longer in the settings are kept at the end.
     - ``manager_secret.conf``: ``secret = <HOTLINE_AMI_SECRET>``, included inside the
-      AMI user's section of manager.conf. It always follows the environment, which is
-      where the bridge reads the same secret from.
+      AMI user's section of manager.conf, and ``ami_secret``: the secret alone, for
+      the bridge (``HOTLINE_AMI_SECRET_FILE``). Without HOTLINE_AMI_SECRET, the secret
+      is the one already in ``ami_secret``, or a new random one.
 
     Raises :class:`AsteriskConfigError` before writing anything if HOTLINE_AMI_SECRET
-    is empty or cannot be written into a config file, and, outside development mode
+    cannot be written into a config file, and, outside development mode
     (``settings.service.development``), if it is weak (:func:`ami_secret_problem`).
     """
+    directory = Path(directory)
     ami_secret = env.get(AMI_SECRET_ENV, "")
+    generated = False
     if not ami_secret.strip():
-        raise AsteriskConfigError(
-            f"{AMI_SECRET_ENV} is empty: set it to the AMI secret the hotline service will use "
-            "(the same value must reach both `hotline asterisk-secrets` and `hotline serve`)"
-        )
+        # None given: keep the one generated before, or make one (random, never
+        # published); the service reads it from ami_secret (HOTLINE_AMI_SECRET_FILE).
+        ami_secret = _stored_ami_secret(directory / AMI_SECRET_FILE) or secrets.token_hex(24)
+        generated = True
     if ami_secret != ami_secret.strip() or any(c in ami_secret for c in ";\r\n"):
         raise AsteriskConfigError(
             f"{AMI_SECRET_ENV} must not contain ';', line breaks or surrounding spaces "
@@ -110,7 +116,6 @@ def write_secrets(settings: Settings, directory: str | Path, env: Mapping[str, s
     owner = _parse_owner(env.get(SECRETS_OWNER_ENV, ""))
     extensions = [ext for ext, _ in agent_extensions(settings)]
 
-    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     result = SecretsResult(directory=directory)
 
@@ -136,14 +141,31 @@ def write_secrets(settings: Settings, directory: str | Path, env: Mapping[str, s
     manager_text = (
         _SECRETS_HEADER.format(name=MANAGER_SECRET_FILE)
         + f"; Included inside the [{settings.ami.username}] section of manager.conf;\n"
-        + f"; the value is {AMI_SECRET_ENV} (rewritten from the environment on every run).\n"
+        + f"; the value is {AMI_SECRET_ENV}, or the one generated into {AMI_SECRET_FILE} when\n"
+        + "; none is given (rewritten on every run).\n"
         + f"secret = {ami_secret}\n"
     )
     if _write_if_changed(manager_path, manager_text, owner):
         result.written.append(manager_path)
+    secret_path = directory / AMI_SECRET_FILE
+    if _write_if_changed(secret_path, ami_secret + "\n", owner):
+        result.written.append(secret_path)
+    if generated:
+        log.info("asterisk.secrets.ami_secret_generated", file=str(secret_path),
+                 detail=f"no {AMI_SECRET_ENV} given; the service reads this file (HOTLINE_AMI_SECRET_FILE)")
     if owner:
         chown(directory, owner)
     return result
+
+
+def _stored_ami_secret(path: Path) -> str | None:
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise AsteriskConfigError(f"cannot read {path}: {exc.strerror} (fix or remove it)") from exc
+    return value if value and not ami_secret_problem(value) else None
 
 
 def _render_auth(passwords: dict[str, str], leftovers: dict[str, str]) -> str:
