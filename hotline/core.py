@@ -26,7 +26,7 @@ from hotline.hub import EventHub
 from hotline.logs import get_logger
 from hotline.notify import NotifyRelay
 from hotline.settings import Settings
-from ivr.ami import AmiConnection
+from ivr.ami import AmiConnection, AmiError
 from ivr.ami.dispatch import AmiEvents
 from ivr.ami.message import Event, list_items
 from ivr.calls.writer import CallWriter
@@ -36,6 +36,7 @@ log = get_logger(__name__)
 # (connection, the live channels from CoreShowChannels) -> resync done
 LoginHook = Callable[[AmiConnection, list[Event]], Awaitable[None]]
 Drain = Callable[[], Awaitable[object]]
+SHUTDOWN_HOOK_SECONDS = 8.0   # a GET DATA in progress (5 s digit timeout) must finish first
 CHECK_ACQUIRE = 1.0   # seconds: a pool with no free connection is reported, not waited on
 
 
@@ -57,6 +58,7 @@ class Core:
         self._pool: asyncpg.Pool | None = None
         self.relay: NotifyRelay | None = None
         self._login_hooks: list[tuple[str, LoginHook]] = []
+        self._shutdown_hooks: list[tuple[str, Callable[[AmiConnection], Awaitable[None]]]] = []
         self._drains: list[Drain] = []
         self.health.add("database", self._database_ok)
         self.health.add("write_backlog", lambda: self.writer.backlog, required=False)
@@ -80,6 +82,11 @@ class Core:
         others still run)."""
         self._login_hooks.append((name, hook))
 
+    def on_shutdown(self, name: str, hook: Callable[[AmiConnection], Awaitable[None]]) -> None:
+        """Run ``hook`` when the service stops, while AMI is still connected and
+        after the heartbeat is retired (each gets SHUTDOWN_HOOK_SECONDS)."""
+        self._shutdown_hooks.append((name, hook))
+
     def on_settle(self, drain: Drain) -> None:
         """``drain()`` returns once the feature's background work is done."""
         self._drains.append(drain)
@@ -99,8 +106,22 @@ class Core:
             self.ami.connect()
 
     async def disconnect(self) -> None:
-        if self.ami is not None:
-            await self.ami.close()
+        """Leave Asterisk in a state that needs nobody: the heartbeat retired
+        first (new calls go straight to the fallback queue), then each feature's
+        shutdown hook (the menu sends its callers to a person), then Logoff."""
+        if self.ami is None:
+            return
+        if self.ami.logged_in:
+            try:
+                await self.ami.retire_heartbeat()
+            except AmiError as exc:
+                log.error("core.heartbeat_not_retired", error=repr(exc))
+            for name, hook in self._shutdown_hooks:
+                try:
+                    await asyncio.wait_for(hook(self.ami), SHUTDOWN_HOOK_SECONDS)
+                except Exception as exc:   # shutdown goes on: the dialplan's timeout is the last resort
+                    log.error("core.shutdown_hook_failed", hook=name, error=repr(exc))
+        await self.ami.close()
 
     async def close(self) -> None:
         await self.settle_quietly()

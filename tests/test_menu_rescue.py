@@ -4,9 +4,12 @@ and stopped (E8–E9), in tests/fixtures/asterisk/e2e/."""
 
 from __future__ import annotations
 
-from tests.bridge_harness import bridge_on, ended_call, timeline_detail
+import asyncio
+
+from tests.bridge_harness import QUEUE_ADD_8006, bridge_on, ended_call, timeline_detail
 from tests.conftest import ASTERISK_FIXTURES
 from tests.standin import AgiCaller, AmiStandIn, Emulator, Transcript
+from tests.standin.agi import AgiOutcome
 from tests.standin.framing import get_header
 
 E2E = ASTERISK_FIXTURES / "e2e"
@@ -36,3 +39,43 @@ async def test_caller_whose_spoken_menu_died_is_rescued_although_the_listing_say
     assert await timeline_detail(db, KILLED_CALL, "menu.rescued") == [
         {"reason": "menu session lost across a reconnect", "application": "AudioSocket"}]
     assert call["ended_at"] is not None
+
+
+class SlowToAnswer(AgiCaller):
+    """A caller who presses nothing: GET DATA runs its whole digit timeout."""
+
+    def __init__(self, timeout: float):
+        super().__init__(inputs=[])
+        self.timeout = timeout
+        self.waiting = asyncio.Event()
+
+    def _get_data(self) -> AgiOutcome:
+        async def digit_timeout() -> tuple[str, None]:
+            self.waiting.set()
+            await asyncio.sleep(self.timeout)
+            return "200 result= (timeout)", None
+        return AgiOutcome("", pending=digit_timeout())
+
+
+async def test_stopping_retires_the_heartbeat_then_sends_menu_callers_to_a_person(settings, db):
+    """E8: stopped with SIGTERM, the service used to send only Logoff; its heartbeat
+    stayed fresh and the next caller entered a menu nobody drove (19 s of silence),
+    and a caller in the menu waited until TIMEOUT(absolute). Now: heartbeat 0 first,
+    then ASYNCAGI BREAK for every caller whose menu is running, then Logoff."""
+    transcript = Transcript.load(ASTERISK_FIXTURES / "call-menu-queue-answered.jsonl")
+    script = transcript.connection(1).without_agi(lambda command: not command.startswith("EXEC Queue"))
+    caller = SlowToAnswer(timeout=0.5)
+    emulator = Emulator(agi=caller)
+    async with AmiStandIn([script], emulator=emulator) as server:
+        async with bridge_on(server, settings, db) as core:
+            await core.ami.request(QUEUE_ADD_8006)                # the capture's call starts after it
+            await asyncio.wait_for(caller.waiting.wait(), 10)     # the caller is in GET DATA
+        actions = [(get_header(m, "Action"), get_header(m, "Variable") or get_header(m, "Command"),
+                    get_header(m, "Value")) for m in server.received[0]]
+    heartbeat = settings.ami.heartbeat_variable
+    ending = actions[actions.index(("Setvar", heartbeat, "0")):]
+    assert [a[:2] for a in ending if a[0] != "Ping"] == [
+        ("Setvar", heartbeat), ("AGI", "ASYNCAGI BREAK"), ("Logoff", "")]
+    assert [c for _, c in emulator.agi_commands][-1] == "ASYNCAGI BREAK"   # it ran: AGI ended
+    rescued = await timeline_detail(db, "1795313795.0", "menu.rescued")
+    assert rescued == [{"reason": "the service is stopping"}]

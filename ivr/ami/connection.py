@@ -62,6 +62,7 @@ class AmiConnection(Manager):
         self._logged_in = asyncio.Event()
         self._stopping = False
         self.logins = 0  # how many sessions were established (for tests and metrics)
+        self._heartbeat_retired = False
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -185,8 +186,19 @@ class AmiConnection(Manager):
             raise AmiActionFailed(str(pending["Action"]), str(first.get("Message", "")))
         return result
 
+    async def retire_heartbeat(self) -> None:
+        """Tell the dialplan the bridge is gone, before it goes: the heartbeat
+        becomes 0 (age: decades) and the keepalive stops refreshing it, so a call
+        arriving during shutdown goes straight to the fallback queue instead of
+        entering a menu nobody will drive."""
+        self._heartbeat_retired = True
+        await self.request({"Action": "Setvar", "Variable": self.settings.heartbeat_variable, "Value": "0"},
+                           timeout=self.settings.ping_timeout)
+
     async def refresh_heartbeat(self) -> None:
         """Tell the dialplan the bridge is alive (a global variable holding the epoch)."""
+        if self._heartbeat_retired:
+            return
         await self.request(
             {"Action": "Setvar", "Variable": self.settings.heartbeat_variable, "Value": str(int(time.time()))},
             timeout=self.settings.ping_timeout,

@@ -55,6 +55,7 @@ class MenuSessions:
         self.listener = listener
         self._agi: dict[str, AsyncAgiChannel] = {}   # channel name -> live AGI session
         self._tasks: set[asyncio.Task] = set()
+        self._task_of: dict[str, asyncio.Task] = {}  # channel name -> the task driving its menu
 
     def subscribe(self) -> None:
         events = self.core.ami_events
@@ -63,6 +64,7 @@ class MenuSessions:
         events.subscribe("AsyncAGIEnd", self.ended)
         events.subscribe("Hangup", self.ended)
         self.core.on_login("menu.rescue", self.rescue_orphans)
+        self.core.on_shutdown("menu.hand_over", self.hand_over)
 
     @property
     def ami(self) -> AmiConnection:
@@ -91,9 +93,10 @@ class MenuSessions:
         self._agi[channel] = agi
         record = self.recorder(linkedid, uniqueid)
         if not env:
-            self._run(self._break_to_fallback(agi, record, "malformed AGI environment"), linkedid, uniqueid)
+            self._run(self._break_to_fallback(agi, record, "malformed AGI environment"), linkedid, uniqueid, channel)
         else:
-            self._run(MenuSession(agi, self.core.settings, record, self.listener).run(), linkedid, uniqueid)
+            self._run(MenuSession(agi, self.core.settings, record, self.listener).run(), linkedid, uniqueid,
+                      channel)
 
     def executed(self, event: Event, _received_at: datetime) -> None:
         session = self._agi.get(str(event.get("channel", "")))
@@ -123,18 +126,45 @@ class MenuSessions:
         self._agi[channel] = agi
         self._run(self._break_to_fallback(agi, self.recorder(linkedid, uniqueid),
                                           "menu session lost across a reconnect",
-                                          application=str(item.get("application", ""))), linkedid, uniqueid)
+                                          application=str(item.get("application", ""))), linkedid, uniqueid,
+                  channel)
+
+    # -- when the service stops --------------------------------------------------------
+
+    async def hand_over(self, _ami: AmiConnection) -> None:
+        """Every caller still in the menu goes to the dialplan's fallback queue
+        (a person) before the AMI connection closes, instead of waiting in
+        silence until ``TIMEOUT(absolute)``."""
+        # Only callers whose menu is still running: one the menu queued (EXEC Queue
+        # runs inside the AGI session) is waiting for a person already.
+        live = [(channel, agi) for channel, agi in self._agi.items()
+                if not agi.ended and channel in self._task_of]
+        for channel, _agi in live:
+            self._task_of[channel].cancel()
+        breaks = []
+        for channel, agi in live:
+            log.info("menu.handed_over", channel=channel, call_id=agi.linkedid)
+            record = self.recorder(agi.linkedid, agi.uniqueid)
+            breaks.append(self._break_to_fallback(agi, record, "the service is stopping"))
+        await asyncio.gather(*breaks)
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _run(self, work: Any, linkedid: str, uniqueid: str) -> None:
+    def _run(self, work: Any, linkedid: str, uniqueid: str, channel: str) -> None:
         async def bound() -> None:
             with bound_call(linkedid):
                 await work
 
         task = asyncio.create_task(bound(), name=f"menu-{uniqueid}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._task_of[channel] = task
+
+        def done(finished: asyncio.Task) -> None:
+            self._tasks.discard(finished)
+            if self._task_of.get(channel) is finished:
+                del self._task_of[channel]
+
+        task.add_done_callback(done)
 
     def recorder(self, linkedid: str, uniqueid: str) -> Record:
         """The menu's timeline writer for one caller: each row gets a key of its
