@@ -16,13 +16,32 @@ The menu's AsyncAGI events are left out of the stream: menus are driven per call
 by the AGI tests, and here they would only measure the stand-in.
 
 The service is the composition root's application (``create_app``) with its
-HTTP site up, so every committed batch also goes through the event hub: to
-PostgreSQL NOTIFY always, and with ``--ws-clients N`` to N WebSocket clients
-of ``/ws/events`` run in a separate process (``bench.ws_clients``), as
-browsers would be.
+HTTP site up and its own PostgreSQL pools (the call writer's, the API's), so
+every committed batch also goes through the event hub: to PostgreSQL NOTIFY
+always, and with ``--ws-clients N`` to N WebSocket clients of ``/ws/events``
+run in a separate process (``bench.ws_clients``), as browsers would be.
+
+``--api-clients N``: N clients in a separate process (``bench.api_clients``)
+loop ``GET /api/calls?limit=500`` against the HTTP site; the bench first runs
+the same stream without them (``idle_*`` figures) and prints the p99
+event-to-commit latency of both. 2000 older calls are seeded so every page is full.
+
+``--db-outage readonly|stop --outage-at S --outage-for S``: at S seconds into
+the stream PostgreSQL becomes read-only (``ALTER DATABASE ... SET
+default_transaction_read_only`` and every session terminated, as a standby
+after a failover looks) or stops (``pg_ctl stop -m fast``, then start; needs
+the throwaway cluster, not DATABASE_URL) for the given time; prints lost and
+duplicated rows, dead letters, the largest in-memory backlog and spill, when
+the first commit followed the database's return, how long the backlog took to
+drain, what /healthz said meanwhile, and the longest write into the AMI socket
+(a bridge that stopped reading for a second would be dropped by Asterisk).
+``--max-backlog N`` sets ``[calls] max_backlog`` (rows in memory before spilling).
 
     .venv/bin/python -m bench.ami_throughput --rate 6000 --seconds 60 --calls 200
     .venv/bin/python -m bench.ami_throughput --rate 6000 --seconds 60 --calls 200 --ws-clients 200
+    .venv/bin/python -m bench.ami_throughput --rate 6000 --seconds 30 --calls 200 --api-clients 20
+    .venv/bin/python -m bench.ami_throughput --rate 6000 --seconds 40 --calls 200 \
+        --db-outage readonly --outage-at 10 --outage-for 10 --max-backlog 20000
 """
 
 from __future__ import annotations
@@ -36,11 +55,14 @@ import sys
 import os
 import re
 import resource
+import shutil
 import statistics
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 from aiohttp import web
 
@@ -51,7 +73,7 @@ from hotline.settings import load_settings
 from hotline.facts import ChangeSet
 from ivr.ami.message import normalize
 from ivr.calls.tracker import CallTracker
-from tests.pg import ThrowawayCluster
+from tests.pg import ThrowawayCluster, _pg_bin
 from tests.standin import AmiStandIn
 
 CAPTURE = Path(__file__).resolve().parent.parent / "tests/fixtures/asterisk/call-menu-queue-answered.ami"
@@ -125,35 +147,158 @@ async def start_browsers(port: int, clients: int) -> asyncio.subprocess.Process:
     return process
 
 
+async def start_api_clients(port: int, clients: int, token: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.api_clients", "--url", f"http://127.0.0.1:{port}/api/calls?limit=500",
+        "--clients", str(clients), "--token", token, stdout=asyncio.subprocess.PIPE)
+
+
 async def stop_browsers(process: asyncio.subprocess.Process) -> dict:
     process.send_signal(signal.SIGTERM)
     out, _ = await process.communicate()
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
-async def run(rate: int, seconds: float, concurrent: int, database_url: str, ws_clients: int) -> dict:
+BENCH_DB = "hotline_bench"
+SEED_CALLS = 2000
+
+
+def with_database(url: str, name: str) -> str:
+    return f"{url.rpartition('/')[0]}/{name}"
+
+
+async def prepare(admin_url: str) -> tuple[str, str]:
+    """A fresh, migrated bench database; returns its URL and an API token."""
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {BENCH_DB}")
+    finally:
+        await admin.close()
+    url = with_database(admin_url, BENCH_DB)
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+        token = ""
+        try:
+            from hotline.auth import tokens
+            from hotline.auth.roles import Role
+        except ImportError:
+            pass
+        else:
+            _, token = await tokens.create(conn, "bench", Role.SUPERVISOR, "bench")
+    finally:
+        await conn.close()
+    return url, token
+
+
+async def reset(url: str, seed_calls: int) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("TRUNCATE calls, recordings, queue_members, write_dead_letters CASCADE")
+        if seed_calls:
+            # Older than the bench's calls: history for the API to page through.
+            await conn.execute(
+                """INSERT INTO calls (linkedid, started_at, caller_number, caller_name, department, queue,
+                                      agent_name, queued_at, agent_answered_at, ended_at, hold_seconds,
+                                      talk_seconds)
+                   SELECT 'seed.' || i, now() - interval '1 day' - i * interval '1 minute', '1380000' || i,
+                          '王小明', 'social_security', 'social_security', '坐席8006',
+                          now() - interval '1 day', now() - interval '1 day', now() - interval '1 day', 12, 140
+                   FROM generate_series(1, $1) AS i""", seed_calls)
+        await conn.execute("VACUUM ANALYZE calls")
+    finally:
+        await conn.close()
+
+
+async def pg_ctl(cluster: ThrowawayCluster, *args: str) -> None:
+    """pg_ctl on the throwaway cluster, without blocking the event loop the bridge runs on."""
+    options = (f"-p {cluster.port} -k {cluster.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+               "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+    command = [*cluster._as_user, _pg_bin("pg_ctl"), "-D", str(cluster.data), "-w", "-t", "60"]
+    if args[0] == "start":
+        command += ["-o", options, "-l", str(cluster.dir / "server.log")]
+    process = await asyncio.create_subprocess_exec(*command, *args, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.STDOUT)
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"pg_ctl {' '.join(args)}: {out.decode()}")
+
+
+async def outage(kind: str, at: float, lasting: float, admin_url: str, cluster: ThrowawayCluster | None,
+                 core, marks: dict) -> None:
+    await asyncio.sleep(at)
+    marks["down_at"] = time.time()
+    if kind == "readonly":
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f"ALTER DATABASE {BENCH_DB} SET default_transaction_read_only = on")
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                                BENCH_DB)
+            await asyncio.sleep(lasting)
+            await admin.execute(f"ALTER DATABASE {BENCH_DB} RESET default_transaction_read_only")
+        finally:
+            await admin.close()
+    else:
+        assert cluster is not None, "--db-outage stop needs the throwaway cluster (no DATABASE_URL)"
+        await pg_ctl(cluster, "stop", "-m", "fast")
+        await asyncio.sleep(max(0.0, lasting - (time.time() - marks["down_at"])))
+        await pg_ctl(cluster, "start")
+    marks["up_at"] = time.time()
+    await core.writer.flush(timeout=600)          # everything submitted before it came back
+    marks["drained_at"] = time.time()
+
+
+async def watch(port: int, core, samples: list, stop: asyncio.Event) -> None:
+    """/healthz and the writer's backlog, every 0.2 s."""
+    async with aiohttp.ClientSession() as http:
+        while not stop.is_set():
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz",
+                                    timeout=aiohttp.ClientTimeout(total=3)) as response:
+                    status = response.status
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                status = 0
+            samples.append((time.time(), status, core.writer.backlog, core.writer.spilled))
+            try:
+                await asyncio.wait_for(stop.wait(), 0.2)
+            except asyncio.TimeoutError:
+                pass
+
+
+async def run(rate: int, seconds: float, concurrent: int, database_url: str, ws_clients: int, *,
+              api_clients: int = 0, token: str = "", outage_kind: str | None = None, outage_at: float = 10.0,
+              outage_for: float = 10.0, admin_url: str = "", cluster: ThrowawayCluster | None = None,
+              max_backlog: int | None = None, seed_calls: int = 0, spill_dir: str = "") -> dict:
     settings = load_settings(env={})
     http_port = free_port()
+    calls = {"spill_dir": spill_dir}
+    if max_backlog is not None:
+        calls["max_backlog"] = max_backlog
     settings = settings.with_overrides(
-        ami={"secret": "s3cret", "ping_interval": 5.0, "ping_timeout": 5.0},
+        ami={"secret": "s3cret-for-the-bench-only", "ping_interval": 5.0, "ping_timeout": 5.0},
         recordings={"local_dir": "/nonexistent-bench", "settle_seconds": 0.0, "missing_retries": 1},
         service={"http_host": "127.0.0.1", "http_port": http_port},
         asr={"model_path": ""},
+        database={"url": database_url},
+        calls=calls,
     )
-    pool = await asyncpg.create_pool(database_url, min_size=2, max_size=6)
-    async with pool.acquire() as conn:
-        await migrate(conn)
-        await conn.execute("TRUNCATE calls, recordings, queue_members CASCADE")
+    await reset(database_url, seed_calls)
     template = call_template()
     simulated = SimulatedCalls(template)
     expected_rows, _ = rows_per_call(template)
     latencies: list[float] = []
+    commits: list[float] = []
+    marks: dict[str, float] = {}
+    samples: list[tuple[float, int, int, int]] = []
+    stall = 0.0
 
     async with AmiStandIn([]) as server:
-        app = create_app(settings.with_overrides(ami={"port": server.port}), pool=pool)
+        app = create_app(settings.with_overrides(ami={"port": server.port}))
         core = app[CORE]
 
         def committed(batch):
+            commits.append(batch.committed_at)
             latencies.extend(batch.committed_at - e.occurred_at.timestamp() for e in batch.timeline)
 
         core.hub.subscribe(committed, remote=False)
@@ -167,6 +312,13 @@ async def run(rate: int, seconds: float, concurrent: int, database_url: str, ws_
                     break
                 await asyncio.sleep(0.05)
         await core.ami.wait_logged_in(5)
+        api = await start_api_clients(http_port, api_clients, token) if api_clients else None
+        if api is not None:
+            await asyncio.sleep(2.0)     # the clients are up and looping before the stream starts
+        watching = asyncio.Event()
+        watcher = asyncio.create_task(watch(http_port, core, samples, watching)) if outage_kind else None
+        failing = (asyncio.create_task(outage(outage_kind, outage_at, outage_for, admin_url, cluster, core, marks))
+                   if outage_kind else None)
         attached = core.hub.browsers.clients()
         active: list[tuple[int, int]] = []  # (call number, next event index)
         next_call = 0
@@ -197,7 +349,9 @@ async def run(rate: int, seconds: float, concurrent: int, database_url: str, ws_
                     del cache[number]
                 else:
                     active[slot] = (number, index + 1)
+            before = loop.time()
             await server.inject(b"".join(chunk), conn_index=0)
+            stall = max(stall, loop.time() - before)
             sent += len(chunk)
             target = started + (sent / rate)
             delay = target - loop.time()
@@ -205,23 +359,38 @@ async def run(rate: int, seconds: float, concurrent: int, database_url: str, ws_
                 await asyncio.sleep(delay)
         offered_for = loop.time() - started
         await core.ami.request({"Action": "Ping"}, timeout=120)
-        await core.writer.flush(timeout=120)
+        if failing is not None:
+            await failing
+        await core.writer.flush(timeout=600)
         drained_for = loop.time() - started
         cpu = time.process_time() - cpu_start
+        api_result = await stop_browsers(api) if api is not None else None
+        if watcher is not None:
+            watching.set()
+            await watcher
         await asyncio.sleep(0.5)   # the last messages reach the browsers
         received = await stop_browsers(browsers) if browsers is not None else None
         batches = core.writer.batches
         dropped = core.hub.browsers.dropped
+        dead_lettered = core.writer.dead_lettered
+        spilled_total = core.writer.spilled_total
         await runner.cleanup()
 
-    async with pool.acquire() as conn:
-        calls = await conn.fetchval("SELECT count(*) FROM calls")
+    conn = await asyncpg.connect(database_url)
+    try:
+        calls = await conn.fetchval("SELECT count(*) FROM calls WHERE linkedid NOT LIKE 'seed.%'")
         rows = await conn.fetchval("SELECT count(*) FROM call_events")
+        distinct = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT DISTINCT linkedid, uniqueid, occurred_at, kind, detail::text "
+            "FROM call_events) x")
         wrong = await conn.fetchval(
             "SELECT count(*) FROM (SELECT linkedid FROM call_events GROUP BY linkedid HAVING count(*) <> $1) x",
             expected_rows)
-        unanswered = await conn.fetchval("SELECT count(*) FROM call_outcomes WHERE outcome <> 'answered'")
-    await pool.close()
+        unanswered = await conn.fetchval("SELECT count(*) FROM call_outcomes WHERE outcome <> 'answered' "
+                                         "AND linkedid NOT LIKE 'seed.%'")
+        letters = await conn.fetchval("SELECT count(*) FROM write_dead_letters")
+    finally:
+        await conn.close()
     latencies.sort()
     result = {
         "events_sent": sent,
@@ -242,10 +411,32 @@ async def run(rate: int, seconds: float, concurrent: int, database_url: str, ws_
         "write_batches": batches,
         "ws_clients_attached": attached,
         "ws_clients_dropped": dropped,
+        "timeline_rows_lost": max(0, calls_started * expected_rows - rows),
+        "timeline_rows_duplicated": rows - distinct,
+        "dead_letters": letters,
+        "dead_lettered_by_writer": dead_lettered,
+        "ami_write_stall_max_ms": round(stall * 1000, 1),
     }
     if received is not None:
         result.update({f"ws_{k}": v for k, v in received.items()})
         result["ws_messages_per_client"] = round(received["messages"] / max(1, received["connected"]), 1)
+    if api_result is not None:
+        result.update({f"api_{k}": v for k, v in api_result.items()})
+    if outage_kind:
+        down, up = marks["down_at"], marks["up_at"]
+        during = [status for t, status, _, _ in samples if down + 1.0 <= t <= up]
+        after_ok = [t for t, status, _, _ in samples if t > up and status == 200]
+        result.update({
+            "outage": outage_kind,
+            "outage_seconds": round(up - down, 1),
+            "first_commit_after_return_s": round(min((c for c in commits if c > up), default=float("nan")) - up, 2),
+            "backlog_drained_after_return_s": round(marks["drained_at"] - up, 2),
+            "max_backlog_rows_in_memory": max((b for _, _, b, _ in samples), default=0),
+            "max_spilled_rows": max((s for _, _, _, s in samples), default=0),
+            "rows_spilled_total": spilled_total,
+            "healthz_503_during_outage": f"{sum(1 for s in during if s == 503)}/{len(during)}",
+            "healthz_200_after_return_s": round(after_ok[0] - up, 2) if after_ok else None,
+        })
     return result
 
 
@@ -256,6 +447,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200, help="concurrent simulated calls")
     parser.add_argument("--ws-clients", type=int, default=0,
                         help="WebSocket clients of /ws/events, in a separate process")
+    parser.add_argument("--api-clients", type=int, default=0,
+                        help="clients looping GET /api/calls?limit=500, in a separate process "
+                             "(after an idle run of the same stream)")
+    parser.add_argument("--db-outage", choices=("readonly", "stop"))
+    parser.add_argument("--outage-at", type=float, default=10.0, help="seconds into the stream")
+    parser.add_argument("--outage-for", type=float, default=10.0)
+    parser.add_argument("--max-backlog", type=int, help="[calls] max_backlog: rows in memory before spilling")
     args = parser.parse_args()
     configure_logging("console", level=50)
     cluster = None
@@ -263,11 +461,26 @@ def main() -> None:
     if not url:
         cluster = ThrowawayCluster()
         url = cluster.start()
+    spill = tempfile.mkdtemp(prefix="hotline-bench-spill-")
     try:
-        result = asyncio.run(run(args.rate, args.seconds, args.calls, url, args.ws_clients))
+        bench_url, token = asyncio.run(prepare(url))
+        common = dict(rate=args.rate, seconds=args.seconds, concurrent=args.calls, database_url=bench_url,
+                      ws_clients=args.ws_clients, token=token, admin_url=url, cluster=cluster,
+                      max_backlog=args.max_backlog, spill_dir=spill)
+        if args.api_clients:
+            idle = asyncio.run(run(**common, seed_calls=SEED_CALLS))
+            result = asyncio.run(run(**common, seed_calls=SEED_CALLS, api_clients=args.api_clients))
+            result.update({"idle_latency_p50_ms": idle["latency_p50_ms"],
+                           "idle_latency_p99_ms": idle["latency_p99_ms"],
+                           "idle_latency_max_ms": idle["latency_max_ms"],
+                           "p99_vs_idle": round(result["latency_p99_ms"] / idle["latency_p99_ms"], 2)})
+        else:
+            result = asyncio.run(run(**common, outage_kind=args.db_outage, outage_at=args.outage_at,
+                                     outage_for=args.outage_for))
     finally:
         if cluster:
             cluster.stop()
+        shutil.rmtree(spill, ignore_errors=True)
     width = max(len(k) for k in result)
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")

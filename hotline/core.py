@@ -1,12 +1,20 @@
 """The core every feature builds on, made once by the composition root.
 
-It holds the settings, the PostgreSQL pool, the AMI connection and the
+It holds the settings, the PostgreSQL pools, the AMI connection and the
 subscriptions to its events, the call writer, the event hub with its NOTIFY
 relay, and the health checks. Features receive it in ``setup(app, core)`` and
 plug into it: subscribe to AMI events (:attr:`ami_events`) or committed facts
 (:attr:`hub`), submit changes (:attr:`writer`), run something after every AMI
 login (:meth:`on_login`), register health checks (:attr:`health`) and say how
 to wait until their background work is done (:meth:`on_settle`).
+
+Separate pools, so reading cannot slow writing: :attr:`pool` (the HTTP API and
+the features' own queries; ``[database] pool_max`` connections with
+``statement_timeout``), the call writer's own (``writer_pool_max``), which
+nothing else takes, and one connection for the NOTIFY relay's LISTEN.
+``/healthz`` fails while PostgreSQL cannot be written (down, read-only, a
+standby) or the writer's last attempt failed, and reports the writer's
+backlog, spill files and dead letters.
 
 Nothing here starts in ``__init__``: :meth:`open` and :meth:`close` run from
 the aiohttp application's ``cleanup_ctx`` (see :mod:`hotline.app`), so start-up
@@ -20,7 +28,6 @@ from typing import Awaitable, Callable
 
 import asyncpg
 
-from hotline.db import create_pool
 from hotline.health import Health
 from hotline.hub import EventHub
 from hotline.logs import get_logger
@@ -38,30 +45,52 @@ LoginHook = Callable[[AmiConnection, list[Event]], Awaitable[None]]
 Drain = Callable[[], Awaitable[object]]
 SHUTDOWN_HOOK_SECONDS = 8.0   # a GET DATA in progress (5 s digit timeout) must finish first
 CHECK_ACQUIRE = 1.0   # seconds: a pool with no free connection is reported, not waited on
+# Would a write succeed here? Not on a standby, not in a session that is read-only.
+WRITABLE = "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'"
+
+
+async def open_pool(url: str, min_size: int, max_size: int, *, connect_timeout: float,
+                    statement_timeout: float = 0.0, name: str = "hotline") -> asyncpg.Pool:
+    """A pool whose connections say who they are (``application_name``, seen in
+    pg_stat_activity) and, with ``statement_timeout`` > 0, cancel longer statements."""
+    server_settings = {"application_name": name, "timezone": "UTC"}   # JSON made by PostgreSQL says +00:00
+    if statement_timeout > 0:
+        server_settings["statement_timeout"] = str(int(statement_timeout * 1000))
+    return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, timeout=connect_timeout,
+                                     server_settings=server_settings)
 
 
 class Core:
     def __init__(self, settings: Settings, *, bridge: bool = True, pool: asyncpg.Pool | None = None):
         """``bridge=False``: no AMI connection (a web-only process, which sees
         the calls through the other processes' notifications). ``pool``: use this
-        pool instead of opening one from the settings (it is not closed here)."""
+        pool instead of opening the three from the settings, for everything, the
+        writer included (it is not closed here)."""
         self.settings = settings
         self.hub = EventHub()
         self.health = Health()
         self.ami_events = AmiEvents()
-        self.writer = CallWriter(settings.calls, publisher=self.hub)
+        self.writer = CallWriter(settings.calls, publisher=self.hub,
+                                 connect_timeout=settings.database.connect_timeout)
         self.ami: AmiConnection | None = None
         if bridge:
             self.ami = AmiConnection(settings.ami, on_login=self._logged_in)
             self.ami.register_event("*", self.ami_events.dispatch)
         self._given_pool = pool
         self._pool: asyncpg.Pool | None = None
+        self._writer_pool: asyncpg.Pool | None = None
+        self._listen_pool: asyncpg.Pool | None = None
         self.relay: NotifyRelay | None = None
         self._login_hooks: list[tuple[str, LoginHook]] = []
         self._shutdown_hooks: list[tuple[str, Callable[[AmiConnection], Awaitable[None]]]] = []
         self._drains: list[Drain] = []
         self.health.add("database", self._database_ok)
+        self.health.add("database_writable", self._database_writable)
+        self.health.add("writer_writing", lambda: not self.writer.failing)
         self.health.add("write_backlog", lambda: self.writer.backlog, required=False)
+        self.health.add("write_spilled", lambda: self.writer.spilled, required=False)
+        self.health.add("writer", self.writer.status, required=False)
+        self.health.add("api_pool", self._api_pool, required=False)
         # A web-only process sees calls only through the relay; a bridge works without it.
         self.health.add("notify_listening", lambda: self.relay is not None and self.relay.listening,
                         required=not bridge)
@@ -95,9 +124,24 @@ class Core:
 
     async def open(self) -> None:
         db = self.settings.database
-        self._pool = self._given_pool or await create_pool(db.url, db.pool_min, db.pool_max)
-        self.writer.start(self._pool)
-        self.relay = NotifyRelay(self._pool, self.hub)
+        if self._given_pool is not None:
+            self._pool = self._writer_pool = self._listen_pool = self._given_pool
+        else:
+            opened: list[asyncpg.Pool] = []
+            try:
+                for size, name, timeout in ((db.writer_pool_max, "hotline-writer", 0.0),
+                                            (1, "hotline-listen", 0.0),      # the LISTEN session, held
+                                            (db.pool_max, "hotline", db.statement_timeout)):
+                    opened.append(await open_pool(db.url, min(db.pool_min, size) if name == "hotline" else 1,
+                                                  size, connect_timeout=db.connect_timeout,
+                                                  statement_timeout=timeout, name=name))
+            except BaseException:
+                for pool in opened:
+                    await _close_pool(pool)
+                raise
+            self._writer_pool, self._listen_pool, self._pool = opened
+        self.writer.start(self._writer_pool, namespace=await _database_identity(self._writer_pool))
+        self.relay = NotifyRelay(self._listen_pool, self.hub)
         self.relay.start()
 
     def connect(self) -> None:
@@ -125,27 +169,30 @@ class Core:
 
     async def close(self) -> None:
         await self.settle_quietly()
-        await self.writer.close()
+        # Still failing after settling: what is left goes to a spill file for the next start.
+        await self.writer.close(timeout=1.0 if self.writer.failing else 10.0)
         if self.relay is not None:
             await self.relay.close()
         self.hub.browsers.close_all("the service is stopping")
-        if self._pool is not None and self._given_pool is None:
-            await self._pool.close()
-        self._pool = None
+        if self._given_pool is None:
+            for pool in (self._pool, self._writer_pool, self._listen_pool):
+                if pool is not None:
+                    await _close_pool(pool)
+        self._pool = self._writer_pool = self._listen_pool = None
 
     async def settle(self, timeout: float = 10.0) -> None:
         """Wait until everything received so far is in PostgreSQL and every
         feature's follow-up work (recording registration, ...) is done."""
         await self.writer.flush(timeout)
         for drain in self._drains:
-            await drain()
+            await asyncio.wait_for(drain(), timeout)
         await self.writer.flush(timeout)
 
     async def settle_quietly(self) -> None:
         try:
             await self.settle()
         except asyncio.TimeoutError:
-            log.error("core.settle_timeout", backlog=self.writer.backlog)
+            log.error("core.settle_timeout", backlog=self.writer.backlog, spilled=self.writer.spilled)
 
     # -- internals ----------------------------------------------------------------------
 
@@ -159,6 +206,50 @@ class Core:
                 log.exception("core.login_hook_failed", hook=name)
 
     async def _database_ok(self) -> bool:
-        async with self.pool.acquire(timeout=CHECK_ACQUIRE) as conn:
+        """Asked on the writer's pool: a busy HTTP API does not make the service unhealthy."""
+        if self._writer_pool is None:
+            raise RuntimeError("the core is not open yet")
+        async with self._writer_pool.acquire(timeout=CHECK_ACQUIRE) as conn:
             return await conn.fetchval("SELECT 1") == 1
+
+    def _api_pool(self) -> dict[str, int] | None:
+        if self._pool is None:
+            return None
+        return {"size": self._pool.get_size(), "idle": self._pool.get_idle_size(),
+                "max": self._pool.get_max_size()}
+
+    async def _database_writable(self) -> bool:
+        """Asked on the writer's pool: can the writer's sessions write?"""
+        if self._writer_pool is None:
+            raise RuntimeError("the core is not open yet")
+        async with self._writer_pool.acquire(timeout=CHECK_ACQUIRE) as conn:
+            try:
+                writable = bool(await conn.fetchval(WRITABLE, timeout=CHECK_ACQUIRE))
+            except BaseException:
+                conn.terminate()
+                raise
+            if not writable:
+                # A session opened read-only stays read-only: ask a new one next time.
+                conn.terminate()
+            return writable
+
+
+async def _database_identity(pool: asyncpg.Pool) -> str:
+    """``<system identifier>-<database>``: the same for a primary and its
+    promoted standby, different for any other database (the writer's spill
+    files are kept apart by it)."""
+    async with pool.acquire() as conn:
+        name = await conn.fetchval("SELECT current_database()")
+        try:
+            system = await conn.fetchval("SELECT system_identifier FROM pg_control_system()")
+        except asyncpg.PostgresError:
+            return str(name)
+    return f"{system}-{name}"
+
+
+async def _close_pool(pool: asyncpg.Pool) -> None:
+    try:
+        await asyncio.wait_for(pool.close(), 5.0)
+    except (asyncio.TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        pool.terminate()
 

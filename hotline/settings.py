@@ -212,14 +212,23 @@ class AmiSettings:
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str
-    pool_min: int
+    pool_min: int              # the shared pool: the HTTP API and the features' own queries
     pool_max: int
+    writer_pool_max: int       # the call writer's own connections (opened beside the shared pool)
+    statement_timeout: float   # seconds; on the shared pool's connections (0: none)
+    connect_timeout: float     # seconds to open a connection or wait for a pooled one
 
 
 @dataclass(frozen=True)
 class CallSettings:
     flush_interval: float
     flush_max_rows: int
+    # Rows kept in memory while PostgreSQL cannot take them; past this, new
+    # changes go to an append-only file in spill_dir, read back in order.
+    max_backlog: int
+    spill_dir: str
+    retry_min: float           # first back-off after a failed write, doubling to retry_max
+    retry_max: float
 
 
 @dataclass(frozen=True)

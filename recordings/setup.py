@@ -1,7 +1,8 @@
 """Recordings: every finished MixMonitor file is registered in the index
 (size, duration, sha256, or what is wrong with it). The call tracker says when
 a recording is finished; this feature hears it from the event hub once the
-call's facts are committed, so a recording row never precedes its call row."""
+call's facts are committed, so a recording row never precedes its call row.
+Rows are written by the call writer (sink ``recordings``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ REGISTRAR = web.AppKey("recording_registrar", RecordingRegistrar)
 
 
 def setup(app: web.Application, core: Core) -> None:
-    registrar = RecordingRegistrar(core.settings.recordings)
+    registrar = RecordingRegistrar(core.settings.recordings, core.writer)
     app[REGISTRAR] = registrar
 
     def committed(batch: Committed) -> None:
@@ -25,7 +26,6 @@ def setup(app: web.Application, core: Core) -> None:
             registrar.submit(batch.recordings)
 
     async def context(_app: web.Application) -> AsyncIterator[None]:
-        registrar.start(core.pool)
         unsubscribe = core.hub.subscribe(committed, remote=False)   # each process registers its own
         core.on_settle(registrar.wait_idle)
         try:

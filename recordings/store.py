@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Sequence
+
 import asyncpg
 
 from recordings.inspect import RecordingFile
+
+
+@dataclass(frozen=True)
+class RecordingRow:
+    """One recording as the index stores it: a sink row of the call writer
+    (plain data, so it can wait in a spill file or the dead-letter table)."""
+
+    linkedid: str
+    uniqueid: str
+    asterisk_path: str
+    local_path: str
+    status: str
+    bytes: int | None = None
+    duration_seconds: float | None = None
+    sha256: str | None = None
+    problem: str | None = None
+
+    @classmethod
+    def of(cls, linkedid: str, uniqueid: str, asterisk_path: str, local_path: str,
+           found: RecordingFile) -> "RecordingRow":
+        return cls(linkedid, uniqueid, asterisk_path, local_path, found.status, found.bytes,
+                   found.duration_seconds, found.sha256, found.problem)
+
 
 _UPSERT = """
 INSERT INTO recordings (linkedid, uniqueid, asterisk_path, local_path, status, bytes,
@@ -17,10 +43,17 @@ ON CONFLICT (asterisk_path) DO UPDATE SET
 """
 
 
+async def save_recordings(conn: asyncpg.Connection, rows: Sequence[RecordingRow]) -> None:
+    """The call writer's ``recordings`` sink: in order, a later row for the
+    same file replacing an earlier one."""
+    for r in rows:
+        await conn.execute(_UPSERT, r.linkedid, r.uniqueid, r.asterisk_path, r.local_path, r.status,
+                           r.bytes, r.duration_seconds, r.sha256, r.problem)
+
+
 async def save_recording(conn: asyncpg.Connection, linkedid: str, uniqueid: str,
                          asterisk_path: str, local_path: str, found: RecordingFile) -> None:
-    await conn.execute(_UPSERT, linkedid, uniqueid, asterisk_path, local_path, found.status,
-                       found.bytes, found.duration_seconds, found.sha256, found.problem)
+    await save_recordings(conn, [RecordingRow.of(linkedid, uniqueid, asterisk_path, local_path, found)])
 
 
 async def recordings_of_call(conn: asyncpg.Connection, linkedid: str) -> list[asyncpg.Record]:

@@ -65,6 +65,11 @@ SLOW_TESTS = frozenset({
     "test_two_processes.py::test_event_committed_by_one_process_reaches_a_browser_of_the_other",
     # ~4 s: the captured call (E5-E7) runs to its hangup
     "test_menu_rescue.py::test_caller_whose_spoken_menu_died_is_rescued_although_the_listing_says_audiosocket",
+    # PostgreSQL read-only for a while on purpose
+    "test_db_outage.py::test_health_is_503_while_the_database_is_read_only_and_nothing_is_lost",  # 1.5 s
+    "test_db_outage.py::test_a_recording_registered_while_the_database_is_read_only_is_stored_when_it_returns",  # 1.3 s
+    "test_call_writer.py::test_what_a_writer_closed_during_an_outage_holds_is_written_by_the_next_one",  # 0.9 s
+    "test_call_writer.py::test_a_backlog_past_max_is_spilled_to_disk_and_written_in_order",  # 0.9 s
 })
 
 

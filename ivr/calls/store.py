@@ -127,10 +127,71 @@ async def timeline(conn: asyncpg.Connection, linkedid: str) -> list[asyncpg.Reco
     )
 
 
-async def recent_calls(conn: asyncpg.Connection, limit: int = 20) -> list[asyncpg.Record]:
+_RECENT_COLUMNS = """linkedid, started_at, caller_number, caller_name, department, queue,
+                  agent_name, hold_seconds, talk_seconds, outcome"""
+
+
+async def recent_calls(conn: asyncpg.Connection, limit: int = 20,
+                       before: tuple[datetime, str] | None = None) -> list[asyncpg.Record]:
+    """Newest first. ``before``: (started_at, linkedid) of the last call of the
+    previous page (keyset paging: each page is an index range scan, however deep)."""
+    if before is None:
+        return await conn.fetch(
+            f"""SELECT {_RECENT_COLUMNS} FROM call_outcomes
+                ORDER BY started_at DESC, linkedid DESC LIMIT $1""",
+            limit,
+        )
     return await conn.fetch(
-        """SELECT linkedid, started_at, caller_number, caller_name, department, queue,
-                  agent_name, hold_seconds, talk_seconds, outcome
-           FROM call_outcomes ORDER BY started_at DESC LIMIT $1""",
-        limit,
+        f"""SELECT {_RECENT_COLUMNS} FROM call_outcomes
+            WHERE (started_at, linkedid) < ($2::timestamptz, $3::text)
+            ORDER BY started_at DESC, linkedid DESC LIMIT $1""",
+        limit, before[0], before[1],
     )
+
+
+async def recent_calls_json(conn: asyncpg.Connection, limit: int,
+                            before: tuple[datetime, str] | None = None) -> tuple[str, int, tuple[datetime, str] | None]:
+    """The page of :func:`recent_calls` as PostgreSQL encodes it: (a JSON array
+    of the calls, how many, (started_at, linkedid) of the last one). The API
+    passes the text through, so encoding hundreds of rows costs the database
+    process, not the event loop the AMI reader shares."""
+    where = "WHERE (started_at, linkedid) < ($2::timestamptz, $3::text)" if before is not None else ""
+    args: list[Any] = [limit] + (list(before) if before is not None else [])
+    row = await conn.fetchrow(
+        f"""WITH page AS (
+                SELECT {_RECENT_COLUMNS} FROM call_outcomes {where}
+                ORDER BY started_at DESC, linkedid DESC LIMIT $1)
+            SELECT coalesce(json_agg(page ORDER BY started_at DESC, linkedid DESC), '[]')::text AS calls,
+                   count(*) AS n,
+                   (SELECT started_at FROM page ORDER BY started_at, linkedid LIMIT 1) AS last_started_at,
+                   (SELECT linkedid FROM page ORDER BY started_at, linkedid LIMIT 1) AS last_linkedid
+            FROM page""",
+        *args,
+    )
+    last = (row["last_started_at"], row["last_linkedid"]) if row["n"] else None
+    return row["calls"], row["n"], last
+
+
+_INSERT_DEAD_LETTER = """
+INSERT INTO write_dead_letters (kind, sink, linkedid, payload, error, error_class, sqlstate)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+
+
+async def write_dead_letter(conn: asyncpg.Connection, *, kind: str, sink: str | None, linkedid: str | None,
+                            payload: str, error: str, error_class: str, sqlstate: str | None) -> None:
+    await conn.execute(_INSERT_DEAD_LETTER, kind, sink, linkedid, payload, error, error_class, sqlstate)
+
+
+async def dead_letters(conn: asyncpg.Connection, ids: Sequence[int] | None = None, *,
+                       include_replayed: bool = False) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT * FROM write_dead_letters
+           WHERE ($1::bigint[] IS NULL OR id = ANY($1)) AND ($2 OR replayed_at IS NULL)
+           ORDER BY id""",
+        list(ids) if ids is not None else None, include_replayed,
+    )
+
+
+async def mark_replayed(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
+    await conn.execute("UPDATE write_dead_letters SET replayed_at = now() WHERE id = ANY($1::bigint[])", list(ids))
