@@ -107,7 +107,12 @@ class AsrSettings:
     audiosocket_host: str = "127.0.0.1"
     audiosocket_port: int = 9092
     first_frame_timeout: float = 5.0   # a connection must send its UUID frame within this
-    claim_timeout: float = 30.0        # a call nobody registered for is closed after this
+    # Connections from one address still without their UUID frame after a
+    # quarter of a second; more are closed. A UUID no call registered is closed at once.
+    max_pending_per_address: int = 16
+    # Audio arriving this many seconds ahead of real time (counted from the
+    # connection's first frame) fails the stream as a flood: keypad menu.
+    max_audio_ahead: float = 1.0
     max_frame_payload: int = 4096      # larger length fields are treated as garbage
 
     @classmethod
@@ -156,6 +161,10 @@ class AsrSettings:
                 raise SettingsError(f"[asr] {name} must be positive")
         if self.max_frame_payload < 320:
             raise SettingsError("[asr] max_frame_payload must be at least 320 bytes")
+        if self.max_pending_per_address < 1:
+            raise SettingsError("[asr] max_pending_per_address must be at least 1")
+        if self.max_audio_ahead <= 0:
+            raise SettingsError("[asr] max_audio_ahead must be positive (seconds)")
 
     @property
     def enabled(self) -> bool:

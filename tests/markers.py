@@ -57,6 +57,12 @@ SLOW_TESTS = frozenset({
     "test_asr_audiosocket.py::test_partials_arrive_before_the_final_over_a_paced_line",  # 5.3 s
     "test_asr_audiosocket.py::test_vosk_decodes_generated_audio_streamed_through_audiosocket",  # 3.4 s
     "test_asr_audiosocket.py::test_decoding_that_falls_behind_real_time_fails_the_stream",  # 1.5 s
+    "test_audiosocket_hostile.py::test_the_audio_waiting_for_the_decoder_is_bounded",  # 4.1 s (3 s quiet line)
+    "test_audiosocket_hostile.py::test_a_flooding_peer_fails_its_stream_and_is_read_no_faster_than_real_time",  # 3.5 s
+    "test_audiosocket_hostile.py::test_fuzzed_connections_while_a_real_caller_is_recognised",  # 3.1 s
+    "test_audiosocket_hostile.py::test_unknown_uuids_are_closed_at_once_and_take_no_recogniser",  # 1.5 s
+    "test_audiosocket_hostile.py::test_server_close_returns_within_seconds_whatever_the_peers_do",  # 1.5 s
+    "test_audiosocket_hostile.py::test_audio_still_waiting_when_the_caller_hangs_up_is_not_decoded",  # 1.4 s
     "test_ami_faults.py::test_half_open_socket_is_noticed_and_replaced",  # 1.7 s
     "test_ami_faults.py::test_queueadd_completes",  # 1.0 s
     "test_ami_faults.py::test_actions_time_out",  # 1.0 s (waits out the action timeout)

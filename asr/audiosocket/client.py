@@ -27,9 +27,11 @@ class AudioSocketClient:
         self._reading: asyncio.Task | None = None
         self.frames_sent = 0
 
-    async def connect(self, host: str, port: int, send_uuid: bool = True) -> None:
-        """Open the TCP connection and (normally) send the UUID frame."""
-        self._reader, self._writer = await asyncio.open_connection(host, port)
+    async def connect(self, host: str, port: int, send_uuid: bool = True, *, source: str | None = None) -> None:
+        """Open the TCP connection and (normally) send the UUID frame. ``source``:
+        the local address to connect from (e.g. another 127.0.0.x)."""
+        local = (source, 0) if source else None
+        self._reader, self._writer = await asyncio.open_connection(host, port, local_addr=local)
         self._reading = asyncio.create_task(self._read())
         if send_uuid:
             await self.send_raw(uuid_frame(self.uuid))
@@ -39,6 +41,11 @@ class AudioSocketClient:
         assert self._writer is not None
         self._writer.write(data)
         await self._writer.drain()
+
+    def send_nowait(self, data: bytes) -> None:
+        """Write bytes without waiting for the socket to take them (see :attr:`unsent`)."""
+        assert self._writer is not None
+        self._writer.write(data)
 
     async def send_audio(self, pcm: bytes, *, pace: float | None = 0.02, start: float | None = None,
                          frame_bytes: int = FRAME_BYTES) -> None:
@@ -63,16 +70,26 @@ class AudioSocketClient:
         """Send ``00 00 00``."""
         await self.send_raw(encode(Kind.HANGUP))
 
-    async def close(self) -> None:
-        """Close the socket, as Asterisk does when the caller hangs up."""
+    async def close(self, *, abort: bool = False) -> None:
+        """Close the socket, as Asterisk does when the caller hangs up. With
+        ``abort``, or when the server has not taken everything sent, the
+        connection is reset at once (unsent bytes are dropped)."""
         if self._reading is not None and not self._reading.done():
             self._reading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reading
         if self._writer is not None and not self._writer.is_closing():
-            self._writer.close()
+            if abort or self._writer.transport.get_write_buffer_size():
+                self._writer.transport.abort()
+            else:
+                self._writer.close()
             with contextlib.suppress(ConnectionError):
                 await self._writer.wait_closed()
+
+    @property
+    def unsent(self) -> int:
+        """Bytes written but not yet taken by the socket (the server reads slower)."""
+        return self._writer.transport.get_write_buffer_size() if self._writer is not None else 0
 
     def audio_received(self) -> bytes:
         """All audio the server sent back, joined."""

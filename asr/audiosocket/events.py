@@ -25,8 +25,8 @@ class Ended:
     timed out), ``hangup_frame`` / ``error_frame`` (Asterisk sent one),
     ``protocol_error`` (bytes that are not AudioSocket; ``detail`` says what),
     ``closed`` / ``hung_up`` (the owner ended it: the call goes on in the
-    dialplan), ``unclaimed`` (nobody registered for the UUID), ``never_connected``
-    (the owner gave up waiting), ``shutdown`` (the server stopped)."""
+    dialplan), ``never_connected`` (the owner gave up waiting), ``shutdown``
+    (the server stopped)."""
 
     reason: str
     detail: str = ""

@@ -5,11 +5,27 @@ results, keys and the end of the connection come out of the session as events,
 in order (``async for event in session``). The owner can play audio back to
 the caller (a prompt, stopped by barge-in), hang up the AudioSocket (``00 00 00``)
 or close it; in both cases the call itself goes on in the dialplan (fact 30).
+
+Limits on what one connection can cost (the server's limits are in server.py):
+
+* Pacing: Asterisk sends the line in real time. Audio (and every other frame,
+  at least 10 ms each) arriving more than ``max_audio_ahead`` seconds ahead of
+  the wall clock since the connection's first frame is a flood: the stream
+  fails (``StreamFailed("flood")``: the menu goes to the keypad), the waiting
+  audio is dropped, and from then on the connection is read no faster than
+  real time (TCP holds the rest back on the sender's side).
+* The audio waiting for the decoder is bounded (``max_lag`` + ``max_audio_ahead``
+  seconds plus one, in bytes and in frames); what does not fit is dropped and
+  counted (``audio_frames_dropped``).
+* Nothing is decoded once the connection is over: the waiting audio is dropped
+  at EOF, at the caller's hangup frame and when the owner lets go; only the
+  decode already running in a worker finishes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import uuid
 from typing import AsyncIterator, Sequence
@@ -24,23 +40,70 @@ from hotline.logs import bound_call, get_logger
 
 log = get_logger(__name__)
 
-OWNER_REASONS = ("closed", "hung_up", "shutdown", "unclaimed", "never_connected")
-MAX_COALESCE = 50            # frames decoded in one job when decoding lags (1 s)
+OWNER_REASONS = ("closed", "hung_up", "shutdown", "never_connected")
+MAX_COALESCE_SECONDS = 1.0   # audio decoded in one job when decoding lags
+MIN_FRAME_SECONDS = 0.01     # line time every frame counts at least (Asterisk's smallest packetisation)
 PLAYBACK_LEAD = 0.06         # seconds of prompt audio sent ahead of real time
 HANGUP_GRACE = 2.0           # Asterisk closes after our 00 00 00; if not, we do
 
 
+class _AudioQueue:
+    """Audio waiting for the decoder: (pcm, received_at, due) items, bounded in
+    bytes and in frames. What does not fit is dropped and counted."""
+
+    def __init__(self, max_bytes: int, max_frames: int):
+        self._items: collections.deque[tuple[bytes, float, float]] = collections.deque()
+        self._bytes = 0
+        self._ready = asyncio.Event()
+        self.max_bytes = max_bytes
+        self.max_frames = max_frames
+        self.dropped = 0           # frames that did not fit
+        self.high_water = 0        # most frames waiting at once
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: tuple[bytes, float, float]) -> bool:
+        if len(self._items) >= self.max_frames or self._bytes + len(item[0]) > self.max_bytes:
+            self.dropped += 1
+            return False
+        self._items.append(item)
+        self._bytes += len(item[0])
+        self.high_water = max(self.high_water, len(self._items))
+        self._ready.set()
+        return True
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._bytes = 0
+        self._ready.clear()
+
+    async def take(self, max_bytes: int) -> list[tuple[bytes, float, float]]:
+        """Wait for audio; return the first item and whatever follows it, up to ``max_bytes``."""
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        batch = [self._items.popleft()]
+        size = len(batch[0][0])
+        while self._items and size + len(self._items[0][0]) <= max_bytes:
+            item = self._items.popleft()
+            size += len(item[0])
+            batch.append(item)
+        self._bytes -= size
+        return batch
+
+
 class CallSession:
-    """Created by :meth:`AudioSocketServer.session` (owner first) or by the
-    server when the connection arrives first; see the module docstring."""
+    """Created by :meth:`AudioSocketServer.session` when the call's owner
+    registers its UUID; see the module docstring."""
 
     def __init__(self, call_uuid: uuid.UUID, settings: AsrSettings, *, call_id: str | None = None,
                  grammar: Sequence[str] | None = None):
         self.uuid = call_uuid
         self.call_id = call_id or str(call_uuid)
         self.grammar = list(grammar) if grammar is not None else None
-        self.claimed = False
         self.attached = False        # a connection was handed to this session
+        self.peer = ""               # the connection's address, once attached
         self.ended: Ended | None = None
         self._settings = settings
         self._events: asyncio.Queue[SessionEvent] = asyncio.Queue()
@@ -55,12 +118,24 @@ class CallSession:
         self._idle = asyncio.Event()
         self._idle.set()
         self._barge_in = False
+        self._wake = asyncio.Event()     # the owner let go: a held-back read stops waiting
         self.audio_frames_in = 0
+        self.audio_frames_decoded = 0    # frames fed to the recogniser
         # Real-time accounting: the time each frame is due if the line runs at
         # real time (re-anchored after gaps such as the ~260 ms around a key), and
         # how far decoding fell behind that (seconds, worst case).
         self._due = float("-inf")
         self.max_lag = 0.0
+        # Pacing: line seconds received since the first frame; more than
+        # ``max_audio_ahead`` beyond the wall clock is a flood.
+        self._line_start: float | None = None
+        self._line_seconds = 0.0
+        self.flooded = False
+        self._flood_reported = False
+        self._bytes_per_second = 2 * settings.sample_rate
+        queue_seconds = settings.max_lag + settings.max_audio_ahead + 1.0
+        self._audio = _AudioQueue(int(queue_seconds * self._bytes_per_second),
+                                  int(queue_seconds / MIN_FRAME_SECONDS))
 
     # ----- the owner's side -------------------------------------------------
 
@@ -166,23 +241,44 @@ class CallSession:
             await self.close()
             return
         self._owner_reason = self._owner_reason or ("hung_up", "")
-        with contextlib.suppress(ConnectionError):
+        self._wake.set()
+        with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
             self._writer.write(hangup_frame())
-            await self._writer.drain()
+            await asyncio.wait_for(self._writer.drain(), HANGUP_GRACE)   # a peer that does not read
         asyncio.get_running_loop().call_later(HANGUP_GRACE, self._close_transport)
 
     async def close(self, reason: str = "closed") -> None:
         """Close the connection (the call continues in the dialplan) and wait
         for the session to end. Closing a session that never connected ends it
-        with ``never_connected``."""
+        with ``never_connected``. ``shutdown`` drops unsent output at once."""
         if self.ended is not None:
             return
         self._owner_reason = self._owner_reason or (reason, "")
         if self._writer is None:
             self._finish(Ended("never_connected" if reason == "closed" else reason))
             return
-        self._close_transport()
+        self._close_transport(abort=reason == "shutdown")
         await self._done.wait()
+
+    @property
+    def audio_queued(self) -> int:
+        """Frames waiting for the decoder now."""
+        return len(self._audio)
+
+    @property
+    def audio_queue_high_water(self) -> int:
+        """The most frames that waited for the decoder at once."""
+        return self._audio.high_water
+
+    @property
+    def audio_queue_limit(self) -> int:
+        """The most frames that may wait for the decoder."""
+        return self._audio.max_frames
+
+    @property
+    def audio_frames_dropped(self) -> int:
+        """Frames that did not fit in the decoder's queue."""
+        return self._audio.dropped
 
     # ----- the server's side ------------------------------------------------
 
@@ -193,26 +289,34 @@ class CallSession:
         frames read after the UUID frame, and the error that followed them, if any)."""
         self.attached = True
         self._writer = writer
+        self.peer = str(writer.get_extra_info("peername"))
         self._connected.set()
-        self._log("info", "asr.audiosocket_connected", peer=str(writer.get_extra_info("peername")))
-        await self._open_stream(pool)
-        audio: asyncio.Queue[tuple[bytes, float, float] | None] = asyncio.Queue()
-        decoding = asyncio.create_task(self._decode(audio))
+        self._log("info", "audiosocket.connected", peer=self.peer)
         reason, detail = "internal_error", ""
+        decoding: asyncio.Task | None = None
         try:
-            reason, detail = await self._read(reader, decoder, frames, error, audio)
+            await self._open_stream(pool)
+            if self._stream is not None:
+                decoding = asyncio.create_task(self._decode())
+            reason, detail = await self._read(reader, decoder, frames, error)
+        except asyncio.CancelledError:
+            reason, detail = self._owner_reason or ("shutdown", "cancelled")
+            raise
         except Exception as exc:  # a bug must end this call's session, not the server
-            self._log("exception", "asr.audiosocket_failed", error=repr(exc))
+            self._log("exception", "audiosocket.failed", error=repr(exc))
             detail = repr(exc)
         finally:
-            audio.put_nowait(None)
-            if reason in OWNER_REASONS:
-                decoding.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await decoding
-            await self._end_stream(flush=reason not in OWNER_REASONS)
-            self._close_transport()
-            self._finish(Ended(reason, detail))
+            # Nothing waiting is decoded any more: the caller is gone or the owner
+            # let go. Only a decode already running in a worker finishes.
+            self._audio.clear()
+            try:
+                if decoding is not None:
+                    decoding.cancel()
+                    await asyncio.wait({decoding})
+                await self._end_stream(flush=reason not in OWNER_REASONS)
+            finally:
+                self._close_transport()
+                self._finish(Ended(reason, detail))
 
     async def _open_stream(self, pool: RecognizerPool | None) -> None:
         try:
@@ -224,17 +328,23 @@ class CallSession:
             self._emit(StreamFailed("unavailable", str(exc)))
 
     async def _read(self, reader: asyncio.StreamReader, decoder: FrameDecoder, frames: list[Frame],
-                    error: ProtocolError | None, audio: asyncio.Queue) -> tuple[str, str]:
+                    error: ProtocolError | None) -> tuple[str, str]:
         while True:
             for frame in frames:
-                end = self._on_frame(frame, audio)
+                end = self._on_frame(frame)
                 if end is not None:
                     return end
+            if self.flooded and not self._flood_reported:
+                await self._report_flood()
             if error is not None:
-                self._log("warning", "asr.audiosocket_protocol_error", error=str(error))
+                self._log("warning", "audiosocket.protocol_error", error=str(error))
                 return "protocol_error", str(error)
             if self._owner_reason:
                 return self._owner_reason
+            if self.flooded:
+                await self._hold_back()
+                if self._owner_reason:
+                    return self._owner_reason
             try:
                 data = await reader.read(65536)
             except (ConnectionError, OSError) as exc:
@@ -249,55 +359,95 @@ class CallSession:
             except ProtocolError as exc:
                 frames, error = exc.frames, exc
 
-    def _on_frame(self, frame: Frame, audio: asyncio.Queue) -> tuple[str, str] | None:
-        loop = asyncio.get_running_loop()
+    def _on_frame(self, frame: Frame) -> tuple[str, str] | None:
+        now = asyncio.get_running_loop().time()
+        if frame.kind is Kind.HANGUP:
+            return "hangup_frame", ""
+        if frame.kind is Kind.ERROR:
+            self._log("warning", "audiosocket.error_frame", code=frame.error_code())
+            return "error_frame", frame.error_code()
+        seconds = len(frame.payload) / self._bytes_per_second if frame.kind is Kind.AUDIO else 0.0
+        self._pace(max(seconds, MIN_FRAME_SECONDS), now)
         if frame.kind is Kind.AUDIO:
             self.audio_frames_in += 1
-            now = loop.time()
-            self._due = max(self._due + len(frame.payload) / (2 * self._settings.sample_rate), now)
-            audio.put_nowait((frame.payload, now, self._due))
+            self._due = max(self._due + seconds, now)
+            stream = self._stream
+            if frame.payload and not self.flooded and stream is not None and stream.is_open:
+                if not self._audio.put((frame.payload, now, self._due)) and self._audio.dropped == 1:
+                    self._log("warning", "audiosocket.audio_dropped", queued=len(self._audio),
+                              limit=self._audio.max_frames)
         elif frame.kind is Kind.DTMF:
-            self._log("info", "asr.dtmf", digit=frame.digit())
-            self._emit(Dtmf(frame.digit(), loop.time()))
-        elif frame.kind is Kind.HANGUP:
-            return "hangup_frame", ""
-        elif frame.kind is Kind.ERROR:
-            self._log("warning", "asr.audiosocket_error_frame", code=frame.error_code())
-            return "error_frame", frame.error_code()
+            self._log("info", "audiosocket.dtmf", digit=frame.digit())
+            self._emit(Dtmf(frame.digit(), now))
         elif frame.kind is Kind.UUID and frame.uuid() != self.uuid:
-            self._log("warning", "asr.audiosocket_second_uuid", other=str(frame.uuid()))
+            self._log("warning", "audiosocket.second_uuid", other=str(frame.uuid()))
         return None
 
-    async def _decode(self, audio: asyncio.Queue) -> None:
+    def _pace(self, seconds: float, now: float) -> None:
+        if self._line_start is None:
+            self._line_start = now
+        self._line_seconds += seconds
+        if not self.flooded and self._ahead(now) > self._settings.max_audio_ahead:
+            self.flooded = True
+            self._audio.clear()
+
+    def _ahead(self, now: float) -> float:
+        """How far the line is ahead of the wall clock since its first frame (seconds)."""
+        if self._line_start is None:
+            return 0.0
+        return self._line_seconds - (now - self._line_start)
+
+    async def _report_flood(self) -> None:
+        self._flood_reported = True
+        now = asyncio.get_running_loop().time()
+        self._log("warning", "audiosocket.flood", peer=self.peer, ahead_seconds=round(self._ahead(now), 2),
+                  limit_seconds=self._settings.max_audio_ahead, audio_frames=self.audio_frames_in,
+                  seconds_since_first_frame=round(now - (self._line_start or now), 2))
+        await self._fail_stream("flood", f"audio arrives faster than real time "
+                                         f"({self._ahead(now):.1f} s ahead after "
+                                         f"{now - (self._line_start or now):.1f} s)")
+
+    async def _hold_back(self) -> None:
+        """After a flood, read no faster than real time (plus the allowance):
+        the rest waits in the sender's socket, not in our memory."""
+        delay = self._ahead(asyncio.get_running_loop().time()) - self._settings.max_audio_ahead
+        if delay > 0 and not self._wake.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def _fail_stream(self, reason: str, detail: str) -> None:
+        stream = self._stream
+        if stream is None or not stream.is_open:
+            return
+        self._audio.clear()
+        failure = await stream.fail(reason, detail)
+        if stream.failure is failure:          # not failed meanwhile for another reason
+            self._emit(failure)
+
+    async def _decode(self) -> None:
         loop = asyncio.get_running_loop()
+        coalesce = int(MAX_COALESCE_SECONDS * self._bytes_per_second)
         while True:
-            item = await audio.get()
-            if item is None:
-                return
-            chunks, received_at, first_due, last_due = [item[0]], item[1], item[2], item[2]
-            last = False
             # One frame per job while decoding keeps up; when it lags, whatever
-            # has queued up goes in one job. (Always gathering 60-100 ms per job
-            # was measured too: no more calls per machine, later results.)
-            while len(chunks) < MAX_COALESCE and not audio.empty():
-                more = audio.get_nowait()
-                if more is None:
-                    last = True
-                    break
-                chunks.append(more[0])
-                last_due = more[2]
+            # has queued up (up to a second) goes in one job. (Always gathering
+            # 60-100 ms per job was measured too: no more calls per machine,
+            # later results.)
+            batch = await self._audio.take(coalesce)
             stream = self._stream
-            if stream is not None and stream.is_open:
-                behind = loop.time() - first_due
-                if behind > self._settings.max_lag:
-                    self._log("warning", "asr.stream_overloaded", behind_seconds=round(behind, 2))
-                    self._emit(await stream.fail("overloaded", f"decoding {behind:.1f} s behind real time"))
-                else:
-                    for result in await stream.feed(b"".join(chunks), received_at):
-                        self._emit(result)
-                    self.max_lag = max(self.max_lag, loop.time() - last_due)
-            if last:
-                return
+            if stream is None or not stream.is_open:
+                self._audio.clear()
+                continue
+            received_at, first_due, last_due = batch[0][1], batch[0][2], batch[-1][2]
+            behind = loop.time() - first_due
+            if behind > self._settings.max_lag:
+                self._log("warning", "asr.stream_overloaded", behind_seconds=round(behind, 2))
+                await self._fail_stream("overloaded", f"decoding {behind:.1f} s behind real time")
+                continue
+            results = await stream.feed(b"".join(item[0] for item in batch), received_at)
+            self.audio_frames_decoded += len(batch)
+            for result in results:
+                self._emit(result)
+            self.max_lag = max(self.max_lag, loop.time() - last_due)
 
     @property
     def stream(self) -> Stream | None:
@@ -321,18 +471,26 @@ class CallSession:
             self.stop_playback()
         self._events.put_nowait(event)
 
-    def _close_transport(self) -> None:
-        if self._writer is not None and not self._writer.is_closing():
+    def _close_transport(self, abort: bool = False) -> None:
+        self._wake.set()
+        if self._writer is None:
+            return
+        transport = self._writer.transport
+        if not transport.is_closing():
             self._writer.close()
+        # A peer that does not read would keep a graceful close (and our reads)
+        # waiting for ever: drop what it did not take.
+        if abort or transport.get_write_buffer_size() > 0:
+            transport.abort()
 
     def _finish(self, ended: Ended) -> None:
         if self.ended is not None:
             return
         self.ended = ended
-        level = "warning" if ended.reason in ("protocol_error", "error_frame", "internal_error",
-                                              "unclaimed") else "info"
-        self._log(level, "asr.audiosocket_ended", reason=ended.reason, detail=ended.detail or None,
-                  audio_frames=self.audio_frames_in)
+        level = "warning" if ended.reason in ("protocol_error", "error_frame", "internal_error") else "info"
+        self._log(level, "audiosocket.ended", reason=ended.reason, detail=ended.detail or None,
+                  audio_frames=self.audio_frames_in, decoded_frames=self.audio_frames_decoded,
+                  dropped_frames=self._audio.dropped or None, flood=self.flooded or None)
         self._events.put_nowait(ended)
         self._done.set()
 

@@ -53,6 +53,11 @@ class RecognizerPool:
         self._spares: dict[str | None, list[Any]] = {}   # grammar JSON -> idle recognisers
         self._spares_lock = threading.Lock()              # filled from worker threads
         self.reused = 0
+        # Decoding done, all streams together (updated by the workers): audio
+        # bytes given to recognisers and the jobs that gave them.
+        self.decoded_bytes = 0
+        self.decode_jobs = 0
+        self._counter_lock = threading.Lock()
         self._checked_grammars: set[str] = set()
         self.closed = False
 
@@ -95,9 +100,20 @@ class RecognizerPool:
         decoder = Decoder(recognizer, sample_rate=self.settings.sample_rate,
                           partial_interval=self.settings.partial_interval, words=self.settings.words,
                           grammar=grammar_text)
-        stream = Stream(call_id, decoder, self._executor, self._release)
+        stream = Stream(call_id, decoder, self._executor, self._release, self._count_decode)
         self._streams.add(stream)
         return stream
+
+    @property
+    def free(self) -> int:
+        """Recognisers that can still be handed out (``max_streams`` - :attr:`active`)."""
+        return max(0, self.settings.max_streams - self.active)
+
+    def _count_decode(self, size: int) -> None:
+        # Runs in a worker thread.
+        with self._counter_lock:
+            self.decoded_bytes += size
+            self.decode_jobs += 1
 
     @property
     def spare(self) -> int:
@@ -111,7 +127,9 @@ class RecognizerPool:
         for stream in list(self._streams):
             await stream.close()
         if self._own_executor:
-            await asyncio.to_thread(self._executor.shutdown, True)
+            # Jobs not started yet (recycling finished calls' recognisers) are
+            # dropped; only what runs now is waited for.
+            await asyncio.to_thread(self._executor.shutdown, True, cancel_futures=True)
         with self._spares_lock:
             self._spares.clear()
 

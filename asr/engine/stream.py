@@ -24,8 +24,10 @@ class Stream:
     :meth:`RecognizerPool.open_stream`."""
 
     def __init__(self, call_id: str, decoder: Decoder, executor: concurrent.futures.Executor,
-                 on_release: Callable[["Stream", Decoder, bool], None]):
+                 on_release: Callable[["Stream", Decoder, bool], None],
+                 on_decoded: Callable[[int], None] | None = None):
         self.call_id = call_id
+        self._on_decoded = on_decoded    # called in the worker with the bytes each decode took
         self._decoder: Decoder | None = decoder
         self._executor = executor
         self._on_release = on_release
@@ -54,7 +56,13 @@ class Stream:
         stream is no longer open."""
         if received_at is None:
             received_at = asyncio.get_running_loop().time()
-        return await self._run("decode", lambda d: d.accept(pcm, received_at))
+
+        def decode(decoder: Decoder) -> list[Result]:
+            results = decoder.accept(pcm, received_at)
+            if self._on_decoded is not None:
+                self._on_decoded(len(pcm))
+            return results
+        return await self._run("decode", decode)
 
     async def set_grammar(self, phrases: Sequence[str] | None) -> list[Result]:
         """Restrict recognition to these phrases (``None``: free speech again).
