@@ -55,7 +55,7 @@ from pathlib import Path
 from asr.audio import read_pcm
 from asr.audiosocket import AudioSocketServer, Ended, FrameDecoder, Kind
 from asr.audiosocket.framing import encode, uuid_frame
-from asr.engine import (Final, RecognizerPool, bundled_test_model_path, load_model
+from asr.engine import Final, RecognizerPool, bundled_test_model_path, load_model
 from asr.engine.recognizer import grammar_json
 from hotline.settings import AsrSettings
 from hotline.logs import configure_logging

@@ -94,8 +94,10 @@ def voice_settings(settings, tmp_path, monkeypatch):
         monkeypatch.setenv("HOTLINE_KNOWLEDGE_DIR", str(write_knowledge(tmp_path / "knowledge", knowledge)))
         prompts = write_prompts(tmp_path / "prompts", settings.voice.prompts)
         return settings.with_overrides(
+            # The caller's line runs at SPEED x real time, which the flood guard would
+            # stop after a second; the guard has tests of its own (test_audiosocket_hostile).
             asr={"model_path": str(bundled_test_model_path()), "model_checksums": "", "workers": 2,
-                 "audiosocket_port": 0},
+                 "audiosocket_port": 0, "max_audio_ahead": 600.0},
             voice={"audiosocket_address": "", "listen_grammar": "knowledge", "prompt_dir": prompts,
                    "answer_timeout": 2.0, "connect_timeout": 2.0, **voice})
     return make
