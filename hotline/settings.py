@@ -221,10 +221,11 @@ class AmiSettings:
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str
-    pool_min: int              # the shared pool: the HTTP API and the features' own queries
+    pool_min: int              # the features' own queries (Core.pool)
     pool_max: int
-    writer_pool_max: int       # the call writer's own connections (opened beside the shared pool)
-    statement_timeout: float   # seconds; on the shared pool's connections (0: none)
+    api_pool_max: int          # the HTTP API's connections (Core.api_pool), with statement_timeout
+    writer_pool_max: int       # the call writer's own connections
+    statement_timeout: float   # seconds; on the API's connections (0: none)
     connect_timeout: float     # seconds to open a connection or wait for a pooled one
 
 

@@ -50,26 +50,29 @@ async def test_calls_are_paged_newest_first_with_the_next_key_and_none_is_skippe
             assert response.status == 400 and "before" in (await response.json())["error"]
 
 
-async def test_the_api_cannot_take_the_writers_connections_and_its_statements_time_out(settings, database_url):
-    settings = settings.with_overrides(database={"url": database_url, "pool_min": 1, "pool_max": 2,
+async def test_the_api_cannot_take_the_writers_or_the_features_connections_and_its_statements_time_out(
+        settings, database_url):
+    settings = settings.with_overrides(database={"url": database_url, "api_pool_max": 2,
                                                  "statement_timeout": 0.3})
     app = create_app(settings, bridge=False)
     async with running(app) as core:
-        held = [await core.pool.acquire() for _ in range(2)]        # the API's pool, all of it
+        held = [await core.api_pool.acquire() for _ in range(2)]    # the API's pool, all of it
         try:
             assert await held[0].fetchval("SHOW statement_timeout") == "300ms"
             with pytest.raises(asyncpg.QueryCanceledError):
                 await held[0].execute("SELECT pg_sleep(2)")
             core.writer.submit(ChangeSet(timeline=[TimelineEntry("2.1", None, AT, "menu.key", {}, "own-pool")]))
             await core.writer.flush(timeout=3)                      # still writes
+            async with core.pool.acquire(timeout=1) as conn:          # the features still query
+                assert await conn.fetchval("SHOW statement_timeout") == "0"
             healthy, report = await core.health.report()              # a busy API is not unhealthy
             assert healthy is True and report["api_pool"]["idle"] == 0
         finally:
             for conn in held:
-                await core.pool.release(conn)
+                await core.api_pool.release(conn)
         async with core.pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM call_events WHERE dedupe_key = 'own-pool'") == 1
             names = await conn.fetch("SELECT DISTINCT application_name FROM pg_stat_activity "
                                      "WHERE datname = current_database()")
-        assert {"hotline", "hotline-writer"} <= {r["application_name"] for r in names}
+        assert {"hotline", "hotline-api", "hotline-writer", "hotline-listen"} <= {r["application_name"] for r in names}
     assert app[CORE].writer.backlog == 0

@@ -4,9 +4,9 @@ and recordings.
 ``GET /api/calls?limit=N`` (1..500) returns the newest calls and, when there
 may be more, ``next``: pass it back as ``before=`` for the next page
 (``before=<started_at>,<linkedid>``, keyset paging: every page costs the same).
-Queries run on the shared pool, whose connections have a ``statement_timeout``;
-a query cancelled by it, or no free connection within ``connect_timeout``,
-answers 503 (try again), not 500.
+Queries run on the API's own pool (``core.api_pool``: few connections, each
+with a ``statement_timeout``); a query cancelled by it, or no free connection
+within ``connect_timeout``, answers 503 (try again), not 500.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ async def list_calls(request: web.Request) -> web.Response:
                                            "e.g. 2026-11-22T02:00:00.000000Z,1795313795.0"}, 400)
     core = request.app[CORE]
     try:
-        async with core.pool.acquire(timeout=core.settings.database.connect_timeout) as conn:
+        async with core.api_pool.acquire(timeout=core.settings.database.connect_timeout) as conn:
             calls, count, last = await store.recent_calls_json(conn, limit, before)
             await record_request(conn, request, "calls.listed", detail={"count": count})
     except asyncpg.QueryCanceledError:
@@ -109,7 +109,7 @@ async def show_call(request: web.Request) -> web.Response:
         return json_response({"error": "not a call id (Asterisk's Linkedid, e.g. 1795313813.2)"}, 400)
     core = request.app[CORE]
     try:
-        async with core.pool.acquire(timeout=core.settings.database.connect_timeout) as conn:
+        async with core.api_pool.acquire(timeout=core.settings.database.connect_timeout) as conn:
             call = await store.call_with_outcome(conn, linkedid)
             if call is None:
                 return json_response({"error": f"no call {linkedid}"}, 404)
