@@ -44,8 +44,11 @@ COPY --from=speech-model /opt/models /opt/models
 WORKDIR /app
 # .dockerignore keeps out the venv, tests, caches and config/asterisk/secrets.
 COPY . .
+# The spill folder ([calls] spill_dir) exists in the image, owned by the service's
+# user, so the named volume compose mounts there starts with that ownership.
 RUN pip install . \
-    && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin hotline
+    && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin hotline \
+    && mkdir -p /var/tmp/hotline-spill && chown hotline:hotline /var/tmp/hotline-spill
 
 USER hotline
 ENTRYPOINT ["hotline"]

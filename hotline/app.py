@@ -97,7 +97,7 @@ async def events_socket(request: web.Request) -> web.StreamResponse:
     # compress=False: every client gets the very bytes encoded once for all of them.
     socket = web.WebSocketResponse(heartbeat=30.0, compress=False)
     await socket.prepare(request)
-    async with request.app[CORE].pool.acquire() as conn:
+    async with request.app[CORE].api_pool.acquire() as conn:
         await record_request(conn, request, "events.followed", detail={"topics": sorted(wanted)})
     client = hub.browsers.connect(wanted, address=request.remote)
     reader = asyncio.create_task(_read_until_closed(socket, client))

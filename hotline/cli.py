@@ -197,6 +197,18 @@ def _run_tokens(settings: Settings, args: argparse.Namespace) -> int:
     return run(settings, args)
 
 
+def _dead_letters_arguments(parser: argparse.ArgumentParser) -> None:
+    from ivr.calls.dead_letters import add_arguments
+
+    add_arguments(parser)
+
+
+def _run_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.calls.dead_letters import run
+
+    return asyncio.run(run(settings, args))
+
+
 def _run_serve(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.asterisk.secrets import refuse_unsafe_serve  # exits when the AMI secret is weak
 
@@ -257,6 +269,8 @@ COMMANDS: tuple[Command, ...] = (
             _run_knowledge),
     Command("calls", "recent calls, or one call's timeline", _calls_arguments, _run_calls),
     Command("tokens", "API tokens for machines (create, list, revoke)", _tokens_arguments, _run_tokens),
+    Command("dead-letters", "rows PostgreSQL refused: list them, replay them once fixed",
+            _dead_letters_arguments, _run_dead_letters),
 )
 
 

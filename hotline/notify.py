@@ -90,8 +90,9 @@ class NotifyRelay:
             raise OSError("the listening connection was closed")
         finally:
             self._listening.clear()
-            conn.remove_termination_listener(terminated)
             try:
+                # A terminated connection refuses even this; it is released all the same.
+                conn.remove_termination_listener(terminated)
                 if not conn.is_closed():
                     await conn.remove_listener(NOTIFY_CHANNEL, self._deliver)
                 await self._pool.release(conn, timeout=2)

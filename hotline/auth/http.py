@@ -17,7 +17,7 @@ async def audit_log(request: web.Request) -> web.Response:
     raw = request.query.get("limit", "100")
     if not (raw.isascii() and raw.isdecimal()) or not 1 <= int(raw) <= MAX_AUDIT_ROWS:
         return json_response({"error": f"limit must be a whole number from 1 to {MAX_AUDIT_ROWS}"}, 400)
-    async with request.app[CORE].pool.acquire() as conn:
+    async with request.app[CORE].api_pool.acquire() as conn:
         rows = await audit.recent(conn, int(raw))
         await audit.record_request(conn, request, "audit.viewed")
     return json_response({"audit": [dict(r) for r in rows]})

@@ -11,5 +11,7 @@ from hotline.core import Core
 
 
 def setup(app: web.Application, core: Core) -> None:
-    app.middlewares.append(authorise(lambda: core.pool))
+    # Credentials are checked on the API's own pool, so a flood of requests waits
+    # there instead of taking connections from the features and the writer.
+    app.middlewares.append(authorise(lambda: core.api_pool))
     http.add_routes(app)

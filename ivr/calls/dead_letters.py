@@ -7,8 +7,8 @@ feature's sink registered, so it is written exactly as it would have been;
 the dead letter is marked ``replayed_at``. A row refused again becomes a new
 dead letter (with the new error), so nothing is lost either way.
 
-    python -m ivr.calls.dead_letters list [--all]
-    python -m ivr.calls.dead_letters replay [ID ...]      # none: every one not yet replayed
+    hotline dead-letters list [--all]
+    hotline dead-letters replay [ID ...]      # none: every one not yet replayed
 
 A payload can be corrected in SQL before replaying (it is the writer's JSON:
 ``{"calls": [[linkedid, {column: value}]], "timeline": [...], "rows": {sink: [...]}}``,
@@ -19,14 +19,13 @@ datetimes as ``{"$dt": "..."}``), e.g.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import sys
 from typing import Sequence
 
 import asyncpg
 
 from hotline.logs import get_logger
+from hotline.settings import Settings
 from ivr.calls import store
 from ivr.calls.backlog import decode_changes
 from ivr.calls.writer import CallWriter
@@ -56,24 +55,20 @@ async def replay(pool: asyncpg.Pool, writer: CallWriter, ids: Sequence[int] | No
     return done
 
 
-async def _main(argv: Sequence[str]) -> int:
-    from aiohttp import web
-
-    from hotline.app import CORE, create_app
-    from hotline.logs import configure_logging
-    from hotline.settings import load_settings
-
-    parser = argparse.ArgumentParser(prog="python -m ivr.calls.dead_letters", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="dead_letters_command", required=True)
     listing = commands.add_parser("list", help="dead letters not yet replayed, as JSON lines")
     listing.add_argument("--all", action="store_true", help="replayed ones too")
     again = commands.add_parser("replay", help="write them again")
     again.add_argument("ids", nargs="*", type=int)
-    args = parser.parse_args(argv)
-    settings = load_settings()
-    configure_logging(settings.service.log_format)
-    if args.command == "list":
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from hotline.app import CORE, create_app
+
+    if args.dead_letters_command == "list":
         conn = await asyncpg.connect(settings.database.url)
         try:
             for row in await store.dead_letters(conn, include_replayed=args.all):
@@ -92,7 +87,3 @@ async def _main(argv: Sequence[str]) -> int:
     finally:
         await runner.cleanup()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(asyncio.run(_main(sys.argv[1:])))
