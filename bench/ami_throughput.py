@@ -140,11 +140,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def start_browsers(port: int, clients: int) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
+async def start_browsers(port: int, clients: int, token: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.ws_clients", "--url", f"ws://127.0.0.1:{port}/ws/events",
-        "--clients", str(clients), stdout=asyncio.subprocess.PIPE)
-    return process
+        "--clients", str(clients), "--token", token, stdout=asyncio.subprocess.PIPE)
 
 
 async def start_api_clients(port: int, clients: int, token: str) -> asyncio.subprocess.Process:
@@ -305,7 +304,7 @@ async def run(rate: int, seconds: float, concurrent: int, database_url: str, ws_
         runner = web.AppRunner(app, handle_signals=False)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", http_port).start()
-        browsers = await start_browsers(http_port, ws_clients) if ws_clients else None
+        browsers = await start_browsers(http_port, ws_clients, token) if ws_clients else None
         if browsers is not None:
             for _ in range(300):
                 if core.hub.browsers.clients() >= ws_clients:

@@ -3,7 +3,7 @@
 not in the bridge's process). On SIGTERM prints one JSON line: clients that
 connected, that were dropped, messages and bytes received.
 
-    python -m bench.ws_clients --url ws://127.0.0.1:8080/ws/events --clients 200
+    python -m bench.ws_clients --url ws://127.0.0.1:8080/ws/events --clients 200 --token hl_...
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import signal
 import aiohttp
 
 
-async def client(session: aiohttp.ClientSession, url: str, totals: dict[str, int]) -> None:
+async def client(session: aiohttp.ClientSession, url: str, token: str, totals: dict[str, int]) -> None:
     try:
-        async with session.ws_connect(url, autoping=True) as socket:
+        async with session.ws_connect(url, autoping=True, headers={"Authorization": f"Bearer {token}"}) as socket:
             totals["connected"] += 1
             async for message in socket:
                 if message.type is aiohttp.WSMsgType.TEXT:
@@ -30,13 +30,13 @@ async def client(session: aiohttp.ClientSession, url: str, totals: dict[str, int
         totals["failed"] += 1
 
 
-async def main(url: str, clients: int) -> None:
+async def main(url: str, clients: int, token: str) -> None:
     totals = {"connected": 0, "dropped": 0, "failed": 0, "messages": 0, "bytes": 0}
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     # limit=0: one connection per client (the default pool stops at 100).
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        tasks = [asyncio.create_task(client(session, url, totals)) for _ in range(clients)]
+        tasks = [asyncio.create_task(client(session, url, token, totals)) for _ in range(clients)]
         await stop.wait()
         for task in tasks:
             task.cancel()
@@ -48,5 +48,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", required=True)
     parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--token", required=True, help="a supervisor's API token (hotline tokens create)")
     args = parser.parse_args()
-    asyncio.run(main(args.url, args.clients))
+    asyncio.run(main(args.url, args.clients, args.token))
