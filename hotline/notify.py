@@ -18,6 +18,7 @@ import asyncpg
 
 from hotline.hub import NOTIFY_CHANNEL, EventHub
 from hotline.logs import get_logger
+from hotline.tasks import cancel_and_wait
 
 log = get_logger(__name__)
 
@@ -46,13 +47,8 @@ class NotifyRelay:
             self._task = asyncio.create_task(self._run(), name="notify-relay")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def _deliver(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         self._hub.receive(payload)

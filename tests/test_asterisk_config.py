@@ -571,7 +571,6 @@ def supervisor_problems(etc: Path, settings: Settings) -> list[str]:
         problems.append(f"endpoints with another {ROLE_VARIABLE}: {others}")
     if not settings.supervisors or len(settings.supervisors) == len(agents):
         return problems + ["the check needs at least one supervisor and one other agent"]
-    supervisor = settings.supervisors[0]
     target = next(ext for ext in agents if ext not in settings.supervisors)
     for code, mode, option in SPY_CODES:
         number = f"{code}{target}"

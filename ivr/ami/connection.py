@@ -27,6 +27,7 @@ from panoramisk import Manager
 from panoramisk.message import Message
 
 from hotline.logs import get_logger
+from hotline.tasks import cancel_and_wait
 from hotline.settings import AmiSettings
 from ivr.ami.action import ListAwareAction
 from ivr.ami.errors import (
@@ -91,12 +92,7 @@ class AmiConnection(Manager):
                 pass
         if self.protocol is not None:
             self.protocol.close()
-        if self._runner is not None:
-            self._runner.cancel()
-            try:
-                await self._runner
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._runner)
 
     async def _run(self) -> None:
         delay = self.settings.reconnect_min

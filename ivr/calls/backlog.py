@@ -27,7 +27,7 @@ from collections import deque
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from hotline.facts import CallFacts, ChangeSet, RecordingFinished, TimelineEntry
 from hotline.logs import get_logger

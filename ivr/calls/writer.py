@@ -44,6 +44,7 @@ from asyncpg.exceptions import _base as asyncpg_base
 from hotline.facts import CallFacts, ChangeSet, Committed, RecordingFinished, TimelineEntry
 from hotline.hub import NOTIFY_CHANNEL
 from hotline.logs import get_logger
+from hotline.tasks import cancel_and_wait
 from hotline.settings import CallSettings
 from ivr.calls import store
 from ivr.calls.backlog import SpillSegment, encode_changes
@@ -200,11 +201,7 @@ class CallWriter:
                 await self.flush(timeout)
             except asyncio.TimeoutError:
                 pass
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(self._task)
         self._task = None
         self._hand_over()
 
