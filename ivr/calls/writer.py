@@ -208,14 +208,21 @@ class CallWriter:
     # -- the loop ----------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_started = float("-inf")
         while True:
             await self._has_data.wait()
-            if self._memory_rows < self._settings.flush_max_rows and not self._spills:
+            # Group commit on a cadence: a batch starts flush_interval after the previous
+            # one started, not after it ended, so what arrived during a slow commit does
+            # not wait a whole interval more (and an idle writer commits at once).
+            wait = self._settings.flush_interval - (loop.time() - last_started)
+            if wait > 0 and self._memory_rows < self._settings.flush_max_rows and not self._spills:
                 try:
-                    await asyncio.wait_for(self._full.wait(), self._settings.flush_interval)
+                    await asyncio.wait_for(self._full.wait(), wait)
                 except asyncio.TimeoutError:
                     pass
             self._full.clear()
+            last_started = loop.time()
             if self._memory:
                 taken = self._take_memory()
                 self._inflight_from_spill = False
