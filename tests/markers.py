@@ -69,6 +69,7 @@ SLOW_TESTS = frozenset({
     "test_standin.py::test_bad_secret_is_refused_after_a_second",  # 1.0 s (by design)
     # ~7 s: starts two real `hotline serve` processes
     "test_two_processes.py::test_event_committed_by_one_process_reaches_a_browser_of_the_other",
+    "test_voice_menu.py::test_the_operator_key_is_announced_as_the_spoken_request_is",  # 1.6 s
     # ~4 s: the captured call (E5-E7) runs to its hangup
     "test_menu_rescue.py::test_caller_whose_spoken_menu_died_is_rescued_although_the_listing_says_audiosocket",
     # PostgreSQL read-only for a while on purpose

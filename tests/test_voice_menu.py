@@ -343,3 +343,32 @@ async def test_a_self_service_answer_that_settles_the_question_ends_the_call(voi
     assert agi_sent(server)[1:] == ["HANGUP"]
     answer_seconds = (len(caller.prompt_audio) - caller.prompt_bytes_at_turn[0]) / 16000
     assert answer_seconds > 3          # the spoken answer, the follow-up and the goodbye
+
+
+def dominant_hz(pcm: bytes, rate: int = 8000) -> float:
+    """The frequency of a pure tone, from its zero crossings."""
+    samples = struct.unpack(f"<{len(pcm) // 2}h", pcm[: len(pcm) // 2 * 2])
+    crossings = sum(1 for a, b in zip(samples, samples[1:]) if (a < 0) != (b < 0))
+    return crossings / 2 / (len(samples) / rate)
+
+
+async def test_the_operator_key_is_announced_as_the_spoken_request_is(voice_settings, db):
+    """Issue 9, item 6: key 0 during the spoken menu reaches a person with the same
+    "正在为您转接人工服务" the words get, not in silence."""
+    settings = voice_settings(ROUTE_KNOWLEDGE)
+    caller = AudioSocketCaller([Press("0", over_prompt=True)], speed=SPEED)
+    async with voice_call(settings, db, caller) as (emulator, bridge, server):
+        # The capture goes on to its own queue call; this caller leaves it at the BREAK.
+        await eventually(lambda: _sent_break(emulator), 30, "ASYNCAGI BREAK")
+        await bridge.settle()
+    assert await timeline_detail(db, MENU_CALL, "voice.key") == [{"key": "0", "reaction": "operator"}]
+    # Each prompt is a tone of its own (write_prompts); the last one heard is the operator's.
+    names = list(settings.voice.prompts)
+    operator_hz = 400 + 50 * names.index("operator")
+    tail = bytes(caller.prompt_audio[-int(0.2 * 16000):])
+    assert abs(dominant_hz(tail) - operator_hz) < 15, dominant_hz(tail)
+    assert agi_commands(emulator)[-1] == "ASYNCAGI BREAK"     # the general queue, through the dialplan
+
+
+async def _sent_break(emulator) -> bool:
+    return "ASYNCAGI BREAK" in agi_commands(emulator)

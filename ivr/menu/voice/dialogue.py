@@ -161,7 +161,7 @@ class _Dialogue:
         after_answer = False
         while True:
             heard = await self._ask(session, prompt, values)
-            outcome = self._not_speech(heard)
+            outcome = await self._keys_and_failures(session, heard)
             if outcome is not None:
                 return outcome
             self.turns += 1
@@ -186,6 +186,16 @@ class _Dialogue:
                 after_answer = False
                 attempt += 1
                 prompt, values = "reprompt", {}
+
+    async def _keys_and_failures(self, session: CallSession, heard: Heard) -> VoiceOutcome | None:
+        """:meth:`_not_speech`, and the operator key announced as the spoken
+        request for a person is ("正在为您转接人工服务"), so the key does not
+        leave the caller wondering (capture e2e, issue 9 item 6)."""
+        outcome = self._not_speech(heard)
+        if outcome is not None and outcome.action is Outcome.ROUTE and \
+                outcome.key == self.menu.settings.menu.operator_digit:
+            await self._say(session, "operator")
+        return outcome
 
     def _not_speech(self, heard: Heard) -> VoiceOutcome | None:
         """Keys, failures and the end of the connection, decided without the router."""
@@ -247,7 +257,7 @@ class _Dialogue:
                 if heard.kind in (HeardKind.FAILED, HeardKind.ENDED) or (
                         heard.kind is HeardKind.KEY and heard.key in (
                             self.menu.settings.menu.operator_digit, KEYPAD_KEY)):
-                    outcome = self._not_speech(heard)
+                    outcome = await self._keys_and_failures(session, heard)
                     return Reaction.CONFIRM_INTERRUPTED, outcome
                 answer = confirm_answer(heard.text, heard.key or None) if heard.kind is not HeardKind.SILENCE \
                     else Answer.UNCLEAR
