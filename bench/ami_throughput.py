@@ -67,13 +67,14 @@ import asyncpg
 from aiohttp import web
 
 from hotline.app import CORE, create_app
-from hotline.db import migrate
+from hotline.auth import tokens
+from hotline.auth.roles import Role
 from hotline.logs import configure_logging
 from hotline.settings import load_settings
 from hotline.facts import ChangeSet
 from ivr.ami.message import normalize
 from ivr.calls.tracker import CallTracker
-from tests.pg import ThrowawayCluster, _pg_bin
+from tests.pg import ThrowawayCluster, create_migrated_database, _pg_bin
 from tests.standin import AmiStandIn
 
 CAPTURE = Path(__file__).resolve().parent.parent / "tests/fixtures/asterisk/call-menu-queue-answered.ami"
@@ -162,30 +163,12 @@ BENCH_DB = "hotline_bench"
 SEED_CALLS = 2000
 
 
-def with_database(url: str, name: str) -> str:
-    return f"{url.rpartition('/')[0]}/{name}"
-
-
 async def prepare(admin_url: str) -> tuple[str, str]:
-    """A fresh, migrated bench database; returns its URL and an API token."""
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {BENCH_DB}")
-    finally:
-        await admin.close()
-    url = with_database(admin_url, BENCH_DB)
+    """A fresh, migrated bench database; returns its URL and a supervisor's API token."""
+    url = await create_migrated_database(admin_url, BENCH_DB)
     conn = await asyncpg.connect(url)
     try:
-        await migrate(conn)
-        token = ""
-        try:
-            from hotline.auth import tokens
-            from hotline.auth.roles import Role
-        except ImportError:
-            pass
-        else:
-            _, token = await tokens.create(conn, "bench", Role.SUPERVISOR, "bench")
+        _, token = await tokens.create(conn, "bench", Role.SUPERVISOR, "bench")
     finally:
         await conn.close()
     return url, token

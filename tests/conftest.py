@@ -10,10 +10,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from hotline.db import migrate
 from hotline.logs import configure_logging
 from hotline.settings import Settings, load_settings
-from tests.pg import ThrowawayCluster
+from tests.pg import ThrowawayCluster, create_migrated_database, with_database
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ASTERISK_FIXTURES = FIXTURES / "asterisk"
@@ -21,11 +20,6 @@ TEMPLATE_DB = "hotline_template"
 _db_numbers = itertools.count(1)
 
 configure_logging("console")
-
-
-def _with_database(url: str, name: str) -> str:
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{name}"
 
 
 @pytest.fixture(scope="session")
@@ -41,24 +35,10 @@ def postgres_server_url():
         cluster.stop()
 
 
-async def _create_template(postgres_server_url: str) -> None:
-    admin = await asyncpg.connect(postgres_server_url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB}")
-        await admin.execute(f"CREATE DATABASE {TEMPLATE_DB}")
-    finally:
-        await admin.close()
-    conn = await asyncpg.connect(_with_database(postgres_server_url, TEMPLATE_DB))
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def migrated_template(postgres_server_url):
     """One migrated database, copied for each test (CREATE DATABASE ... TEMPLATE)."""
-    asyncio.run(_create_template(postgres_server_url))
+    asyncio.run(create_migrated_database(postgres_server_url, TEMPLATE_DB))
     return TEMPLATE_DB
 
 
@@ -71,7 +51,7 @@ async def database_url(postgres_server_url, migrated_template):
         await admin.execute(f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
     finally:
         await admin.close()
-    yield _with_database(postgres_server_url, name)
+    yield with_database(postgres_server_url, name)
     admin = await asyncpg.connect(postgres_server_url)
     try:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -72,3 +72,30 @@ class ThrowawayCluster:
             self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server's URL for another database."""
+    return f"{url.rpartition('/')[0]}/{name}"
+
+
+async def create_migrated_database(admin_url: str, name: str) -> str:
+    """Drop and create ``name`` on the server of ``admin_url``, apply every
+    feature's migrations, and return its URL (the tests' template, the bench's DB)."""
+    import asyncpg
+
+    from hotline.db import migrate
+
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    url = with_database(admin_url, name)
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return url
