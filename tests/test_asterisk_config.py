@@ -28,6 +28,15 @@ from hotline.asterisk.generate import (
     stale_generated,
     write_generated,
 )
+from hotline.asterisk.modules import (
+    APPLICATION_MODULE,
+    BUILTIN_MODULES,
+    CORE,
+    FUNCTION_MODULE,
+    MODULES,
+    NOISY_MODULES,
+    module_name,
+)
 from hotline.asterisk.parse import Config, ConfError, parse_file, parse_text
 from hotline.asterisk.secrets import ami_secret_problem, write_secrets
 from hotline.settings import Settings, SettingsError, load_settings, validate
@@ -48,7 +57,7 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 AMI_SECRET = "test-ami-secret-0123456789"
 
 REQUIRED_MODULES = {
-    "chan_pjsip", "app_queue", "app_mixmonitor", "res_agi", "app_audiosocket",
+    "pbx_config", "chan_pjsip", "app_queue", "app_mixmonitor", "res_agi", "app_audiosocket",
     "res_audiosocket", "app_chanspy", "cdr_manager", "res_musiconhold",
 }
 # The product's packages: where the AMI actions it sends and the events it consumes are.
@@ -856,18 +865,51 @@ def test_needed_classes_prefer_the_least_powerful() -> None:
 # --------------------------------------------------------------------------- modules
 
 
-def module_problems(cfg: Config) -> list[str]:
+def loaded_modules(cfg: Config) -> tuple[set[str], set[str], set[str]]:
+    """(every module modules.conf loads, the "require"d ones, the "noload"ed ones)."""
     modules = cfg.get("modules")
-    strip = lambda m: m.strip().removesuffix(".so")  # noqa: E731
-    required = {strip(m) for m in modules.get_all("require")}
-    noload = {strip(m) for m in modules.get_all("noload")}
+    required = {module_name(m) for m in modules.get_all("require")}
+    loaded = {module_name(m) for m in modules.get_all("load")} | required
+    return loaded, required, {module_name(m) for m in modules.get_all("noload")}
+
+
+def _closure(module: str) -> set[str]:
+    seen, todo = set(), [module]
+    while todo:
+        name = todo.pop()
+        if name in seen or name in BUILTIN_MODULES:
+            continue
+        seen.add(name)
+        todo.extend(MODULES[name].requires if name in MODULES else ())
+    return seen
+
+
+def module_problems(cfg: Config) -> list[str]:
+    loaded, required, noload = loaded_modules(cfg)
+    modules = cfg.get("modules")
     problems = []
-    if modules.get("autoload") != "yes":
-        problems.append("autoload is not yes")
+    if modules.get("autoload") != "no":
+        problems.append("autoload is not no: every module on disk would load")
     if REQUIRED_MODULES - required:
         problems.append(f"not required: {sorted(REQUIRED_MODULES - required)}")
-    if REQUIRED_MODULES & noload:
-        problems.append(f"required but noload: {sorted(REQUIRED_MODULES & noload)}")
+    if noload:
+        problems.append(f"noload lines are pointless with autoload = no: {sorted(noload)}")
+    if loaded - set(MODULES):
+        problems.append(f"loaded but not in hotline/asterisk/modules.py: {sorted(loaded - set(MODULES))}")
+    if set(MODULES) - loaded:
+        problems.append(f"in hotline/asterisk/modules.py but not loaded: {sorted(set(MODULES) - loaded)}")
+    for name in sorted(loaded & set(MODULES)):
+        missing = [r for r in MODULES[name].requires if r not in loaded and r not in BUILTIN_MODULES]
+        if missing:
+            problems.append(f"{name} requires {missing}, which are not loaded: it would fail to load")
+    if loaded & set(NOISY_MODULES):
+        problems.append(f"noisy modules loaded: {sorted(loaded & set(NOISY_MODULES))}")
+    # A required module that fails stops Asterisk: every module it needs must have
+    # had its requirements read from the sources, not guessed.
+    for name in sorted(required):
+        unread = sorted(m for m in _closure(name) if m in MODULES and not MODULES[m].read)
+        if unread:
+            problems.append(f"{name} is required but depends on modules not read from the sources: {unread}")
     return problems
 
 
@@ -875,9 +917,93 @@ def test_modules(etc: Path) -> None:
     assert module_problems(load(etc, "modules.conf")) == []
     for change in (
         sub(r"^require = app_chanspy\.so.*\n", ""),
-        lambda t: t + "noload => res_agi.so\n",
+        sub(r"^autoload = no$", "autoload = yes"),
+        sub(r"^load = res_sorcery_astdb\.so.*\n", ""),  # res_pjsip requires it
+        sub(r"^load = res_speech\.so.*\n", ""),  # res_agi requires it
+        lambda t: t + "load = app_voicemail.so\n",  # logs an error at every start
+        lambda t: t + "load = res_ari.so\n",
+        lambda t: t + "load = app_followme.so\n",  # not in the table
+        sub(r"^load = codec_alaw\.so.*\n", ""),  # in the table but not loaded
     ):
         assert module_problems(load(edited(etc, "modules.conf", change), "modules.conf")), change
+    # Requiring a module whose dependencies were not read from the sources is refused.
+    assert module_problems(load(edited(etc, "modules.conf", sub(r"^load = app_dial\.so", "require = app_dial.so")),
+                                "modules.conf")) == []
+    assert module_problems(load(edited(etc, "modules.conf", sub(r"^load = func_global\.so", "require = func_global.so")),
+                                "modules.conf"))
+
+
+def applications_and_functions(dp: Dialplan) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Applications and dialplan functions extensions.conf uses: name -> where."""
+    apps: dict[str, list[str]] = {}
+    funcs: dict[str, list[str]] = {}
+    for step in dp.steps:
+        where = f"{step.context},{step.exten},{step.priority}"
+        apps.setdefault(step.app.lower(), []).append(where)
+        for name in re.findall(r"([A-Z][A-Z_]*)\(", step.args):
+            funcs.setdefault(name, []).append(where)
+    return apps, funcs
+
+
+def agi_uses_in_code() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Applications the voice menu runs with AGI ``EXEC`` and functions it sets with
+    ``SET VARIABLE``, from the code's string literals (f-string parts included)."""
+    apps: dict[str, list[str]] = {}
+    funcs: dict[str, list[str]] = {}
+    for path in _python_files(("ivr", "asr")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                where = f"{path.relative_to(REPO)}:{node.lineno}"
+                for name in re.findall(r"^EXEC (\w+)", node.value):
+                    apps.setdefault(name.lower(), []).append(where)
+                for name in re.findall(r"^SET VARIABLE ([A-Z][A-Z_]*)\(", node.value):
+                    funcs.setdefault(name, []).append(where)
+    return apps, funcs
+
+
+def provider_problems(cfg: Config, dp: Dialplan) -> list[str]:
+    loaded, _, _ = loaded_modules(cfg)
+    problems = []
+    dp_apps, dp_funcs = applications_and_functions(dp)
+    code_apps, code_funcs = agi_uses_in_code()
+    for kind, table, uses in (("application", APPLICATION_MODULE, dp_apps | code_apps),
+                              ("function", FUNCTION_MODULE, dp_funcs | code_funcs)):
+        for name, where in sorted(uses.items()):
+            module = table.get(name)
+            if module is None:
+                problems.append(f"{kind} {name} ({where[0]}) is not in hotline/asterisk/modules.py")
+            elif module != CORE and module not in loaded:
+                problems.append(f"{kind} {name} ({where[0]}) needs {module}, which is not loaded")
+    return problems
+
+
+def test_every_application_and_function_has_its_module_loaded(etc: Path) -> None:
+    cfg, dp = load(etc, "modules.conf"), dialplan(load(etc, "extensions.conf"))
+    apps, funcs = applications_and_functions(dp)
+    code_apps, code_funcs = agi_uses_in_code()
+    assert {"queue", "mixmonitor", "agi", "chanspy", "log", "gosub"} <= set(apps)
+    assert {"CALLERID", "STRFTIME", "GLOBAL", "TIMEOUT", "CHANNEL"} <= set(funcs)
+    assert set(code_apps) >= {"audiosocket", "queue"} and "TIMEOUT" in code_funcs
+    assert provider_problems(cfg, dp) == []
+    for broken_conf, broken_plan in (
+        ("modules.conf", sub(r"^load = app_verbose\.so.*\n", "")),  # Log() has no module
+        ("modules.conf", sub(r"^load = func_strings\.so.*\n", "")),  # STRFTIME
+        ("modules.conf", sub(r"^require = app_audiosocket\.so.*\n", "")),  # the menu's EXEC
+        ("extensions.conf", lambda t: t + "exten => 9,1,Playback(hello)\n"),  # app_playback not loaded
+        ("extensions.conf", lambda t: t + "exten => 9,1,Set(X=${SHELL(id)})\n"),  # unknown function
+    ):
+        broken = edited(etc, broken_conf, broken_plan)
+        assert provider_problems(load(broken, "modules.conf"), dialplan(load(broken, "extensions.conf"))), broken_plan
+
+
+def test_builtin_modules_have_their_config_files(etc: Path) -> None:
+    """The built-in modules that logged "Unable to load config file" in the capture's
+    start-up (acl, udptl, ccss; cel had its file there) and res_pjproject find theirs."""
+    for name in ("acl.conf", "udptl.conf", "ccss.conf", "cel.conf", "pjproject.conf"):
+        assert (etc / name).is_file(), name
+        load(etc, name)
+    assert load(etc, "cel.conf").get("general").get("enable") == "no"
 
 
 def test_other_files(etc: Path) -> None:

@@ -12,6 +12,8 @@ One job per module; import from the module you need:
   AMI secret policy ``hotline serve`` enforces (weak secrets only in development mode);
 - :mod:`hotline.asterisk.ami_rights`: the manager.conf class of every AMI action and
   event, from which the AMI user's rights are checked;
+- :mod:`hotline.asterisk.modules`: which Asterisk module provides each application and
+  function the hotline uses, and what each module requires (modules.conf);
 - :mod:`hotline.asterisk.files`: atomic writes with a mode and an owner;
 - :mod:`hotline.asterisk.errors`: :class:`AsteriskConfigError`, raised by the writers.
 """
