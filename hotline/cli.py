@@ -210,9 +210,11 @@ def _run_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.asterisk.carrier import warn_placeholder
     from hotline.asterisk.secrets import refuse_unsafe_serve  # exits when the AMI secret is weak
 
     refuse_unsafe_serve(settings, uses_ami=not args.web_only)
+    warn_placeholder(settings)
     asyncio.run(_serve(settings, args.migrate, args.web_only))
     return 0
 
@@ -224,6 +226,9 @@ def _run_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _run_check_config(settings: Settings, _args: argparse.Namespace) -> int:
+    from hotline.asterisk.carrier import warn_placeholder
+
+    warn_placeholder(settings)
     for dept in settings.departments:
         print(f"{dept.code:18} {dept.queue:18} {','.join(dept.extensions):16} {dept.name}")
     return 0

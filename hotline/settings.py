@@ -7,7 +7,9 @@ generator, the bridge and the tests read the same facts.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
@@ -18,6 +20,9 @@ DEFAULT_CONFIG = REPO_ROOT / "config" / "hotline.toml"
 
 # app_queue treats every [general] section of queues.conf as its global settings.
 RESERVED_QUEUE_NAMES = frozenset({"general"})
+
+# [carrier] contact: a host name, an IPv4 address or a bracketed IPv6 one, and a port.
+CONTACT_PATTERN = re.compile(r"(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?")
 
 
 class SettingsError(ValueError):
@@ -250,6 +255,18 @@ class RecordingSettings:
 
 
 @dataclass(frozen=True)
+class CarrierSettings:
+    """The SIP trunk that brings the public number's calls (pjsip.conf endpoint
+    ``carrier``); generated into pjsip_carrier.conf by ``hotline asterisk-config``."""
+
+    # Source addresses of the carrier's SIP signalling: IP addresses or CIDR subnets.
+    # A request from one of them that no phone's user name claims is the carrier's.
+    match: tuple[str, ...] = ("192.0.2.10",)
+    # Where Asterisk sends its OPTIONS pings (and outgoing calls): host or host:port.
+    contact: str = "192.0.2.10:5060"
+
+
+@dataclass(frozen=True)
 class ServiceSettings:
     name: str
     public_number: str
@@ -277,6 +294,7 @@ class Settings:
     # *3 barge); each is one of the departments' extensions. Generated into
     # pjsip_extensions.conf as set_var = HOTLINE_ROLE=supervisor on those endpoints.
     supervisors: tuple[str, ...] = ()
+    carrier: CarrierSettings = CarrierSettings()
     source: Path | None = field(default=None, compare=False)
 
     def department(self, code: str) -> Department:
@@ -435,7 +453,22 @@ def _build(raw: Mapping[str, Any], config_dir: Path) -> Settings:
         asr=AsrSettings.from_mapping(raw.get("asr"), base=config_dir),
         voice=_voice(raw.get("voice"), config_dir),
         supervisors=_supervisors(raw.get("supervisors", [])),
+        carrier=_carrier(raw.get("carrier")),
     )
+
+
+def _carrier(raw: Any) -> CarrierSettings:
+    values = dict(raw or {})
+    unknown = sorted(set(values) - {"match", "contact"})
+    if unknown:
+        raise SettingsError(f"[carrier] has unknown setting(s): {', '.join(unknown)}")
+    match = values.get("match", list(CarrierSettings.match))
+    if not isinstance(match, list) or not match or not all(isinstance(m, str) for m in match):
+        raise SettingsError('[carrier] match must be a list of addresses, e.g. ["203.0.113.7", "198.51.100.0/24"]')
+    contact = values.get("contact", CarrierSettings.contact)
+    if not isinstance(contact, str):
+        raise SettingsError("[carrier] contact must be a string (host or host:port)")
+    return CarrierSettings(match=tuple(m.strip() for m in match), contact=contact.strip())
 
 
 def _supervisors(raw: Any) -> tuple[str, ...]:
@@ -496,3 +529,14 @@ def validate(settings: Settings) -> None:
     strangers = [e for e in settings.supervisors if e not in owners]
     if strangers:
         raise SettingsError(f"supervisors {', '.join(strangers)} are not extensions of any department")
+    _validate_carrier(settings.carrier)
+
+
+def _validate_carrier(carrier: CarrierSettings) -> None:
+    for entry in carrier.match:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError as exc:
+            raise SettingsError(f"[carrier] match {entry!r} is not an IP address or subnet") from exc
+    if not CONTACT_PATTERN.fullmatch(carrier.contact):
+        raise SettingsError(f"[carrier] contact {carrier.contact!r} is not host or host:port")

@@ -70,6 +70,8 @@ SLOW_TESTS = frozenset({
     # ~7 s: starts two real `hotline serve` processes
     "test_two_processes.py::test_event_committed_by_one_process_reaches_a_browser_of_the_other",
     "test_voice_menu.py::test_the_operator_key_is_announced_as_the_spoken_request_is",  # 1.6 s
+    # ~2 s: starts a real `hotline serve --web-only`
+    "test_web_and_cli.py::test_serve_warns_while_the_carrier_address_is_a_placeholder",
     # ~4 s: the captured call (E5-E7) runs to its hangup
     "test_menu_rescue.py::test_caller_whose_spoken_menu_died_is_rescued_although_the_listing_says_audiosocket",
     # PostgreSQL read-only for a while on purpose

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import ipaddress
 import os
 import re
 import shutil
@@ -20,8 +21,11 @@ import pytest
 import yaml
 
 from hotline.asterisk.ami_rights import ACTION_CLASSES, EVENT_CLASSES, needed_read_classes, needed_write_classes
+from hotline.asterisk.carrier import placeholder_addresses
 from hotline.asterisk.errors import AsteriskConfigError
 from hotline.asterisk.generate import (
+    CARRIER_FILE,
+    GENERATED_FILES,
     ROLE_VARIABLE,
     SUPERVISOR_ROLE,
     render_generated,
@@ -39,7 +43,8 @@ from hotline.asterisk.modules import (
 )
 from hotline.asterisk.parse import Config, ConfError, parse_file, parse_text
 from hotline.asterisk.secrets import ami_secret_problem, write_secrets
-from hotline.settings import Settings, SettingsError, load_settings, validate
+from hotline.cli import main
+from hotline.settings import CarrierSettings, Settings, SettingsError, load_settings, validate
 from tests.asterisk_dialplan import (
     Dialplan,
     Run,
@@ -254,9 +259,12 @@ def test_generated_files_are_up_to_date(settings: Settings, tmp_path: Path) -> N
     assert stale_generated(settings, CONF_DIR) == []
     # Drift is noticed: settings with one department fewer no longer match the files.
     fewer = dataclasses.replace(settings, departments=settings.departments[:-1])
-    assert sorted(stale_generated(fewer, CONF_DIR)) == sorted(render_generated(settings))
+    assert sorted(stale_generated(fewer, CONF_DIR)) == ["pjsip_extensions.conf", "queues_departments.conf"]
+    # So is a carrier address changed in the settings but not regenerated.
+    moved = dataclasses.replace(settings, carrier=CarrierSettings(match=("10.20.30.40",), contact="10.20.30.40"))
+    assert stale_generated(moved, CONF_DIR) == [CARRIER_FILE]
     # ... and write_generated brings a directory back in line.
-    assert len(write_generated(fewer, tmp_path)) == 2
+    assert len(write_generated(fewer, tmp_path)) == len(GENERATED_FILES) == 3
     assert stale_generated(fewer, tmp_path) == [] and write_generated(fewer, tmp_path) == []
 
 
@@ -376,6 +384,156 @@ def test_pjsip_endpoints_match_settings_and_secrets(etc: Path, settings: Setting
         (same_pw, load(same_pw, "secrets/pjsip_auth.conf")),
     ):
         assert pjsip_problems(load(broken, "pjsip.conf"), settings, auth), broken
+
+
+# --------------------------------------------------------------------------- the carrier
+
+# A carrier sharing its address with the agents' phones: both behind one NAT or
+# border gateway (the address the phones' REGISTERs come from).
+SHARED_ADDRESS = "10.20.30.40"
+
+
+def identify_endpoint(cfg: Config, from_user: str, source: str) -> str | None:
+    """The endpoint res_pjsip picks for a request that is not part of a dialog
+    (REGISTER, a new INVITE), as in res_pjsip (ast_sip_identify_endpoint: the
+    identifiers in [global] endpoint_identifier_order, then the others in
+    registration order) with the two identifier modules modules.conf loads:
+    ``username`` (res_pjsip_endpoint_identifier_user.c, username_identify: an
+    endpoint named like the From user, if its identify_by allows "username"; the
+    default identify_by is "username,ip") and ``ip``
+    (res_pjsip_endpoint_identifier_ip.c, ip_identify: the first identify section
+    whose match holds the source address; the endpoint's identify_by is not
+    consulted). ``auth_username`` never matches a first request (no Authorization
+    header yet), so it is left out."""
+    order = [o.strip() for o in (cfg.get("global", type="global").get("endpoint_identifier_order")
+                                 or "ip,username,anonymous").split(",")]
+    order += [name for name in ("username", "ip") if name not in order]
+    endpoints = {c.name: c for c in cfg.of_type("endpoint")}
+    address = ipaddress.ip_address(source)
+    for identifier in order:
+        if identifier == "username" and from_user in endpoints:
+            allowed = (endpoints[from_user].get("identify_by") or "username,ip").replace(" ", "").split(",")
+            if "username" in allowed:
+                return from_user
+        if identifier == "ip":
+            for identify in cfg.of_type("identify"):
+                if any(address in ipaddress.ip_network(m, strict=False) for m in identify.get_all("match")):
+                    return identify.get("endpoint")
+    return None
+
+
+def carrier_problems(cfg: Config, settings: Settings) -> list[str]:
+    """Requests from the carrier's addresses reach the right endpoint: the phones'
+    REGISTERs their own extension (the registrar looks the extension up among the
+    identified endpoint's aors: any other endpoint answers 404), the public calls the
+    carrier, whatever caller number they present."""
+    problems = []
+    extensions = [e for d in settings.departments for e in d.extensions]
+    sources = [str(ipaddress.ip_network(m, strict=False).network_address) for m in settings.carrier.match]
+    for source in sources:
+        for ext in extensions:
+            who = identify_endpoint(cfg, ext, source)
+            if who != ext:
+                problems.append(f"REGISTER of {ext} from {source} is taken as endpoint {who!r}")
+        for caller in ("13800138000", "057112345", "anonymous", "carrier"):
+            who = identify_endpoint(cfg, caller, source)
+            if who != "carrier":
+                problems.append(f"INVITE from {caller} at {source} is taken as endpoint {who!r}")
+    identifies = [c for c in cfg.of_type("identify") if c.get("endpoint") == "carrier"]
+    matched = sorted(m for c in identifies for m in c.get_all("match"))
+    if matched != sorted(settings.carrier.match):
+        problems.append(f"carrier identify matches {matched}, settings say {sorted(settings.carrier.match)}")
+    contact = cfg.get("carrier", type="aor").get("contact")
+    if contact != f"sip:{settings.carrier.contact}":
+        problems.append(f"carrier aor contact {contact!r}, settings say {settings.carrier.contact!r}")
+    return problems
+
+
+@pytest.fixture()
+def shared_carrier(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, carrier=CarrierSettings(
+        match=(SHARED_ADDRESS, "10.21.0.0/16"), contact=f"{SHARED_ADDRESS}:5060"))
+
+
+def test_carrier_addresses_are_generated_from_the_settings(etc: Path, shared_carrier: Settings) -> None:
+    assert carrier_problems(load(etc, "pjsip.conf"), load_settings(env={})) == []
+    write_generated(shared_carrier, etc)
+    cfg = load(etc, "pjsip.conf")
+    assert "pjsip_carrier.conf" in {Path(f).name for f in cfg.files}
+    assert carrier_problems(cfg, shared_carrier) == []
+    identify = cfg.get("carrier", type="identify")
+    assert identify.get("endpoint") == "carrier" and identify.get_all("match") == [SHARED_ADDRESS, "10.21.0.0/16"]
+    assert cfg.get("carrier", type="aor").get("qualify_frequency") == "60"
+
+
+def test_phones_registering_from_the_carriers_address_are_not_taken_for_the_carrier(
+        etc: Path, shared_carrier: Settings) -> None:
+    """The REGISTER swallow: with endpoint_identifier_order = ip,username (the old
+    pjsip.conf), a carrier on the phones' address took every REGISTER."""
+    write_generated(shared_carrier, etc)
+    assert carrier_problems(load(etc, "pjsip.conf"), shared_carrier) == []
+    # A phone elsewhere, and the real caller of the e2e captures (From 13800138000,
+    # identified as endpoint carrier by its address 127.0.0.2 there).
+    capture = (ASTERISK_FIXTURES / "e2e" / "serve-killed-during-audiosocket.jsonl").read_text(encoding="utf-8")
+    assert "PJSIP/carrier-" in capture and "CallerIDNum: 13800138000" in capture
+    local = dataclasses.replace(shared_carrier, carrier=CarrierSettings(match=("127.0.0.2",), contact="127.0.0.2"))
+    write_generated(local, etc)
+    assert identify_endpoint(load(etc, "pjsip.conf"), "13800138000", "127.0.0.2") == "carrier"
+    assert identify_endpoint(load(etc, "pjsip.conf"), "8006", "127.0.0.2") == "8006"
+    write_generated(shared_carrier, etc)
+    for change in (
+        sub(r"^endpoint_identifier_order = username,ip$", "endpoint_identifier_order = ip,username"),  # the old one
+        sub(r"^identify_by = username\n", "identify_by = auth_username\n"),  # first REGISTER has no auth
+    ):
+        broken = edited(etc, "pjsip.conf", change)
+        assert carrier_problems(load(broken, "pjsip.conf"), shared_carrier), change
+
+
+def test_carrier_placeholder_is_reported(settings: Settings, shared_carrier: Settings, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert placeholder_addresses(settings.carrier) == ["192.0.2.10", "192.0.2.10:5060"]
+    assert placeholder_addresses(shared_carrier.carrier) == []
+    for documentation in ("198.51.100.0/24", "203.0.113.9", "2001:db8::5"):
+        assert placeholder_addresses(CarrierSettings(match=(documentation,), contact="sip.carrier.cn")) == [documentation]
+    assert placeholder_addresses(CarrierSettings(match=("10.0.0.1",), contact="[2001:db8::1]:5060")) \
+        == ["[2001:db8::1]:5060"]
+    # `hotline check-config` says it, and says nothing once real addresses are set.
+    assert main(["check-config"]) == 0
+    assert "asterisk.carrier_placeholder" in capsys.readouterr().err
+    real = tmp_path / "hotline.toml"
+    real.write_text(carrier_config(SHARED_ADDRESS), encoding="utf-8")
+    assert main(["--config", str(real), "check-config"]) == 0
+    assert "asterisk.carrier_placeholder" not in capsys.readouterr().err
+
+
+def carrier_config(address: str) -> str:
+    """The repository's hotline.toml with the carrier at ``address``."""
+    text = (REPO / "config" / "hotline.toml").read_text(encoding="utf-8")
+    changed = text.replace('match = ["192.0.2.10"]', f'match = ["{address}"]').replace(
+        'contact = "192.0.2.10:5060"', f'contact = "{address}:5060"')
+    assert changed.count(address) == 2
+    return changed
+
+
+def test_carrier_settings_are_validated(tmp_path: Path) -> None:
+    text = (REPO / "config" / "hotline.toml").read_text(encoding="utf-8")
+    for bad, message in (
+        ('match = ["carrier.example.cn"]', "not an IP address"),
+        ('match = []', "must be a list"),
+        ('contact = "sip:1.2.3.4"', "not host or host:port"),
+        ('contact = "1.2.3.4:port"', "not host or host:port"),
+    ):
+        key = bad.split(" =")[0]
+        path = tmp_path / "hotline.toml"
+        path.write_text(re.sub(rf"^{key} = .*$", bad, text, count=1, flags=re.M), encoding="utf-8")
+        with pytest.raises(SettingsError, match=message):
+            load_settings(path, env={})
+    path.write_text(text.replace("[carrier]\n", "[carrier]\nregister = true\n"), encoding="utf-8")
+    with pytest.raises(SettingsError, match="unknown"):
+        load_settings(path, env={})
+    # A settings file from before [carrier] existed still loads, with the placeholder.
+    path.write_text(re.sub(r"^\[carrier\]\n(?:(?!\[).*\n)*", "", text, flags=re.M), encoding="utf-8")
+    assert load_settings(path, env={}).carrier == CarrierSettings()
 
 
 # --------------------------------------------------------------------------- secrets

@@ -12,6 +12,7 @@ from hotline.app import CORE, create_app
 from tests.bridge_harness import bearer, ended_call
 from tests.conftest import ASTERISK_FIXTURES
 from tests.standin import AmiStandIn, Transcript
+from tests.test_two_processes import free_port, hotline_serve
 
 ABANDONED_CALL = "1795313813.2"
 
@@ -97,3 +98,15 @@ def test_cli_route_and_eval_work_without_a_database(tmp_path, monkeypatch, capsy
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert len(lines) == 2
     assert lines[0]["input"]["text"] == "我要转人工"
+
+
+async def test_serve_warns_while_the_carrier_address_is_a_placeholder(database_url, tmp_path):
+    """A real `hotline serve` with the repository's settings (192.0.2.10, RFC 5737)."""
+    port = free_port()
+    async with hotline_serve(database_url, port, tmp_path, "--web-only"):
+        lines = [json.loads(line) for line in (tmp_path / f"serve-{port}.log").read_text().splitlines()
+                 if line.startswith("{")]
+    warning = next(line for line in lines if line["event"] == "asterisk.carrier_placeholder")
+    assert warning["level"] == "warning" and warning["addresses"] == ["192.0.2.10", "192.0.2.10:5060"]
+    assert [line["event"] for line in lines].index("asterisk.carrier_placeholder") \
+        < [line["event"] for line in lines].index("hotline.serving")

@@ -1,8 +1,8 @@
 """Asterisk configuration generated from the hotline settings.
 
-``config/asterisk/`` is a complete /etc/asterisk. Most of it is handwritten; two files
-are generated from ``config/hotline.toml`` so that departments, queues and extensions
-are written down in one place only:
+``config/asterisk/`` is a complete /etc/asterisk. Most of it is handwritten; three files
+are generated from ``config/hotline.toml`` so that departments, queues, extensions and
+the carrier's addresses are written down in one place only:
 
 - ``queues_departments.conf``: one queue per department, all from the
   ``[hotline-queue](!)`` template of the handwritten queues.conf, with no static
@@ -10,7 +10,11 @@ are written down in one place only:
 - ``pjsip_extensions.conf``: endpoint + aor for every agent extension, from the
   ``agent-endpoint`` / ``agent-aor`` templates of the handwritten pjsip.conf; the
   endpoints of the ``supervisors`` carry ``set_var = HOTLINE_ROLE=supervisor``, which
-  extensions.conf checks before a supervisor code (*1/*2/*3) reaches ChanSpy.
+  extensions.conf checks before a supervisor code (*1/*2/*3) reaches ChanSpy;
+- ``pjsip_carrier.conf``: the carrier trunk's addresses (``[carrier]`` in the
+  settings): its aor's contact and its identify's ``match`` lines, from the
+  ``carrier-aor`` / ``carrier-identify`` templates of the handwritten pjsip.conf,
+  which also holds the carrier's endpoint.
 
 The auth sections those endpoints name are secrets and never go into the repository:
 see :mod:`hotline.asterisk.secrets`.
@@ -33,6 +37,8 @@ __all__ = [
     "QUEUE_TEMPLATE",
     "ENDPOINT_TEMPLATE",
     "AOR_TEMPLATE",
+    "CARRIER",
+    "CARRIER_FILE",
     "PJSIP_AUTH_FILE",
     "ROLE_VARIABLE",
     "SUPERVISOR_ROLE",
@@ -44,7 +50,8 @@ __all__ = [
 
 QUEUES_FILE = "queues_departments.conf"
 PJSIP_FILE = "pjsip_extensions.conf"
-GENERATED_FILES = (QUEUES_FILE, PJSIP_FILE)
+CARRIER_FILE = "pjsip_carrier.conf"
+GENERATED_FILES = (QUEUES_FILE, PJSIP_FILE, CARRIER_FILE)
 # The auth sections of the generated endpoints, written by hotline.asterisk.secrets.
 PJSIP_AUTH_FILE = "pjsip_auth.conf"
 
@@ -52,6 +59,9 @@ PJSIP_AUTH_FILE = "pjsip_auth.conf"
 QUEUE_TEMPLATE = "hotline-queue"
 ENDPOINT_TEMPLATE = "agent-endpoint"
 AOR_TEMPLATE = "agent-aor"
+CARRIER = "carrier"  # the carrier's endpoint, aor and identify (pjsip.conf)
+CARRIER_AOR_TEMPLATE = "carrier-aor"
+CARRIER_IDENTIFY_TEMPLATE = "carrier-identify"
 
 CALLERID_NAME_PREFIX = "坐席"  # shown on the other phone: "坐席8001" <8001>
 
@@ -130,6 +140,22 @@ def _render_pjsip(settings: Settings) -> str:
     return "".join(out)
 
 
+def _render_carrier(settings: Settings) -> str:
+    carrier = settings.carrier
+    out = [_GENERATED_HEADER.format(name=CARRIER_FILE)]
+    out.append(
+        f"; The carrier trunk's addresses ([carrier] in config/hotline.toml). Its endpoint\n"
+        f"; [{CARRIER}] (context, codecs, identify_by = ip) is in pjsip.conf, with the\n"
+        f"; [{CARRIER_AOR_TEMPLATE}](!) and [{CARRIER_IDENTIFY_TEMPLATE}](!) templates used here.\n"
+        f"\n[{CARRIER}]({CARRIER_AOR_TEMPLATE})\n"
+        f"contact = sip:{carrier.contact}\n"
+        f"\n; Requests from these addresses that no phone's user name claims are the carrier's.\n"
+        f"[{CARRIER}]({CARRIER_IDENTIFY_TEMPLATE})\n"
+    )
+    out.extend(f"match = {entry}\n" for entry in carrier.match)
+    return "".join(out)
+
+
 def render_generated(settings: Settings) -> dict[str, str]:
     """Text of the generated files, keyed by file name under config/asterisk/."""
     extensions = [ext for ext, _ in agent_extensions(settings)]
@@ -139,7 +165,8 @@ def render_generated(settings: Settings) -> dict[str, str]:
     strangers = [e for e in settings.supervisors if e not in extensions]
     if strangers:
         raise AsteriskConfigError(f"supervisor(s) {', '.join(strangers)} are not agent extensions")
-    return {QUEUES_FILE: _render_queues(settings), PJSIP_FILE: _render_pjsip(settings)}
+    return {QUEUES_FILE: _render_queues(settings), PJSIP_FILE: _render_pjsip(settings),
+            CARRIER_FILE: _render_carrier(settings)}
 
 
 def write_generated(settings: Settings, directory: str | Path) -> list[Path]:
