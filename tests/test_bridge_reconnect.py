@@ -2,14 +2,19 @@
 
 import logging
 
+from aiohttp.test_utils import TestClient, TestServer
+
+from hotline.app import CORE, create_app
 from tests.bridge_harness import (
     QUEUE_ADD_8006,
+    bearer,
     bridge_on,
     call_row,
     ended_call,
     eventually,
     install_recordings,
     replay_call,
+    timeline_detail,
     timeline_kinds,
 )
 from tests.conftest import ASTERISK_FIXTURES
@@ -49,8 +54,65 @@ async def test_asterisk_restart_mid_call(settings, db):
     assert member["queue"] == "social_security" and member["paused"] is False
 
 
+async def test_a_call_cut_by_an_asterisk_restart_is_recorded_as_such(settings, db):
+    """Capture 5 again: Asterisk's Hangups say "16 Normal Clearing", as if the
+    caller had hung up; before them each channel got SoftHangupRequest Cause 4
+    (AST_SOFTHANGUP_SHUTDOWN), and Event: Shutdown (Restart: True) comes 1.1 s after
+    the Hangups. The call is stored as ended by the Asterisk restart, in the record,
+    the timeline and /api/calls."""
+    transcript = Transcript.load(ASTERISK_FIXTURES / "asterisk-restart-midcall.jsonl")
+    server = AmiStandIn([transcript.connection(1), transcript.connection(2)], refuse_between=0.6)
+    async with server:
+        app = create_app(settings.with_overrides(ami={"port": server.port}), pool=db)
+        async with TestClient(TestServer(app)) as client:
+            bridge = app[CORE]
+            await bridge.ami.wait_logged_in(timeout=5)
+            await bridge.ami.request(QUEUE_ADD_8006)
+            await eventually(lambda: _true(bridge.ami.logins == 2 and bridge.ami.logged_in), 10, "second login")
+            await ended_call(db, RESTART_CALL)
+            await bridge.settle()
+            auth = await bearer(db)
+            listing = await (await client.get("/api/calls?limit=5", headers=auth)).json()
+            one = await (await client.get(f"/api/calls/{RESTART_CALL}", headers=auth)).json()
+    assert [(c["linkedid"], c["ended_by"]) for c in listing["calls"]] == [(RESTART_CALL, "asterisk_restart")]
+    call = one["call"]
+    assert call["ended_by"] == "asterisk_restart" and call["outcome"] == "answered"
+    assert call["hangup_cause"] == 16  # what Asterisk said: Normal Clearing
+    kinds = [e["kind"] for e in one["timeline"]]
+    assert kinds.count("asterisk.shutting_down") == 2  # the caller's and the agent's channels
+    assert kinds.index("asterisk.shutting_down") < kinds.index("channel.hangup")
+    cut = [e for e in one["timeline"] if e["kind"] == "call.cut_by_asterisk"]
+    assert len(cut) == 1 and cut[0]["detail"]["restart"] is True
+    assert cut[0]["detail"]["ended_by"] == "asterisk_restart" and cut[0]["detail"]["shutdown"] == "Cleanly"
+    # An ordinary call (the caller hangs up) has no ended_by.
+    assert await count(db, "SELECT count(*) FROM calls WHERE ended_by IS NOT NULL") == 1
+
+
+async def test_a_call_cut_by_asterisk_going_down_without_its_shutdown_event(settings, db):
+    """The connection drops between the Hangups and Event: Shutdown: the call was
+    still cut by Asterisk (whether it restarted is unknown), settled at the next login."""
+    transcript = Transcript.load(ASTERISK_FIXTURES / "asterisk-restart-midcall.jsonl")
+    first = transcript.connection(1)
+    without_shutdown = first[: first.index_of("Event: Shutdown")].then_close()
+    server = AmiStandIn([without_shutdown, transcript.connection(2)], refuse_between=0.6)
+    async with server:
+        async with bridge_on(server, settings, db) as bridge:
+            await bridge.ami.request(QUEUE_ADD_8006)
+            await eventually(lambda: _true(bridge.ami.logins == 2 and bridge.ami.logged_in), 10, "second login")
+            call = await eventually(lambda: _cut(db), 10, "the call to be settled as cut by Asterisk")
+            await bridge.settle()
+    assert call["ended_by"] == "asterisk_shutdown" and call["lost_at"] is None and call["outcome"] == "answered"
+    detail = await timeline_detail(db, RESTART_CALL, "call.cut_by_asterisk")
+    assert len(detail) == 1 and "restart" not in detail[0]
+
+
 async def _true(value):
     return value
+
+
+async def _cut(db):
+    row = await call_row(db, RESTART_CALL)
+    return row if row is not None and row["ended_by"] is not None else None
 
 
 async def test_connection_dropped_mid_call_marks_call_lost_after_resync(settings, db):

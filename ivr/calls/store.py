@@ -38,6 +38,7 @@ CALL_COLUMNS: dict[str, str] = {
     "hangup_cause_text": "text",
     "lost_at": "timestamptz",
     "recording_path": "text",
+    "ended_by": "text",
 }
 
 
@@ -128,7 +129,7 @@ async def timeline(conn: asyncpg.Connection, linkedid: str) -> list[asyncpg.Reco
 
 
 _RECENT_COLUMNS = """linkedid, started_at, caller_number, caller_name, department, queue,
-                  agent_name, hold_seconds, talk_seconds, outcome"""
+                  agent_name, hold_seconds, talk_seconds, outcome, ended_by"""
 
 
 async def recent_calls(conn: asyncpg.Connection, limit: int = 20,

@@ -28,6 +28,14 @@ INTENT_VARIABLE = "hotline_intent"
 # Headers that differ between two deliveries of the same happening, or carry nothing.
 _NOT_IN_KEY = {"privilege", "actionid"}
 _ENDED_MEMORY = 20000
+# SoftHangupRequest's Cause is the soft-hangup reason, a bit mask (include/asterisk/
+# channel.h): AST_SOFTHANGUP_SHUTDOWN is Asterisk hanging every channel up on its way
+# down ("core restart now", "core stop now"); capture 5 shows Cause 4, then Cause 16
+# (AST_SOFTHANGUP_APPUNLOAD), then the Hangup with an ordinary "16 Normal Clearing".
+SOFTHANGUP_SHUTDOWN = 1 << 2
+# calls.ended_by when Asterisk, not a person, ended the call.
+ENDED_BY_RESTART = "asterisk_restart"
+ENDED_BY_SHUTDOWN = "asterisk_shutdown"
 
 
 @dataclass
@@ -73,6 +81,9 @@ class CallTracker:
         self._queue_departments = dict(queue_departments)
         self._channels: dict[str, _Channel] = {}
         self._ended: OrderedDict[str, str] = OrderedDict()  # uniqueid -> linkedid, for late Cdrs
+        # Calls whose channels Asterisk hung up because it is going down, until the
+        # Shutdown event says whether it restarts (it comes after their Hangups).
+        self._cut_by_shutdown: OrderedDict[str, datetime] = OrderedDict()
         self._handlers: dict[str, Callable[[Event, datetime, ChangeSet], None]] = {
             "newchannel": self._newchannel,
             "newstate": self._newstate,
@@ -93,6 +104,8 @@ class CallTracker:
             "mixmonitorstart": self._mixmonitor,
             "mixmonitorstop": self._mixmonitor,
             "hangup": self._hangup,
+            "softhanguprequest": self._soft_hangup,
+            "shutdown": self._shutdown,
             "cdr": self._cdr,
         }
 
@@ -243,6 +256,38 @@ class CallTracker:
         if channel is not None and channel.recording_path:
             changes.recordings.append(RecordingFinished(linkedid, uniqueid, channel.recording_path))
 
+    def _soft_hangup(self, event: Event, at: datetime, changes: ChangeSet) -> None:
+        """Asterisk hangs a channel up because it is shutting down: the Hangup that
+        follows says "Normal Clearing" like a caller's would, so remember the call."""
+        cause = _int(event.get("cause"))
+        uniqueid, linkedid = self._ids(event)
+        if cause is None or not cause & SOFTHANGUP_SHUTDOWN or not linkedid:
+            return
+        self._cut_by_shutdown.setdefault(linkedid, at)
+        self._ensure_call(changes, linkedid, at)
+        self._timeline(changes, event, at, "asterisk.shutting_down", {"channel": event.get("channel")})
+
+    def _shutdown(self, event: Event, at: datetime, changes: ChangeSet) -> None:
+        """``Event: Shutdown`` (Asterisk stops or restarts), after the Hangups."""
+        restart = str(event.get("restart", "")).strip().lower() in ("true", "yes", "1")
+        self._settle_shutdown(changes, at, restart, event.get("shutdown"))
+
+    def _settle_shutdown(self, changes: ChangeSet, at: datetime, restart: bool | None,
+                         how: str | None = None) -> None:
+        """The calls Asterisk hung up on its way down were ended by it: ``ended_by``
+        and one ``call.cut_by_asterisk`` row each. ``restart`` None: the Shutdown
+        event was never seen (the connection dropped first)."""
+        ended_by = ENDED_BY_RESTART if restart else ENDED_BY_SHUTDOWN
+        while self._cut_by_shutdown:
+            linkedid, cut_at = self._cut_by_shutdown.popitem(last=False)
+            self._facts(changes, linkedid, ended_by=ended_by)
+            changes.timeline.append(TimelineEntry(
+                linkedid=linkedid, uniqueid=linkedid, occurred_at=at, kind="call.cut_by_asterisk",
+                detail={k: v for k, v in {"ended_by": ended_by, "restart": restart, "shutdown": how,
+                                          "hung_up_at": cut_at.isoformat()}.items() if v is not None},
+                dedupe_key=dedupe_key("cut-by-asterisk", linkedid, cut_at.isoformat()),
+            ))
+
     def _remember_ended(self, uniqueid: str, linkedid: str) -> None:
         self._ended[uniqueid] = linkedid
         while len(self._ended) > _ENDED_MEMORY:
@@ -366,6 +411,9 @@ class CallTracker:
         keep their state; unknown ones (calls that started while we were away) get a
         call row and one ``bridge.resynced`` entry per session."""
         changes = ChangeSet()
+        # Asterisk went down without the Shutdown event reaching us: its calls were
+        # still cut by it.
+        self._settle_shutdown(changes, now, restart=None)
         seen: set[str] = set()
         for item in channels:
             uniqueid, linkedid = item.get("uniqueid"), item.get("linkedid")
