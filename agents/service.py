@@ -1,7 +1,7 @@
 """The agents' desk: what the console and the supervisors' desk call.
 
 :class:`AgentDesk` logs agents in and out of their queues, pauses them with a
-reason, ends their wrap-up, and answers what state an
+reason, ends their wrap-up, transfers their caller, and answers what state an
 agent is in and what the queues look like. Every change of an agent's state is
 written to ``agent_state_log`` (through the call writer) and published on the
 hub topic ``agents``; the queue panel on ``queues`` (at most every
@@ -23,6 +23,7 @@ from agents.live import LiveFeed, Throttle
 from agents.membership import QueueMemberState
 from agents.panel import QueuePanel, QueueView
 from agents.seat import AgentSeat, interface_of
+from agents.transfer import TransferReport, Transfers, TransferTarget
 from hotline.core import Core
 from hotline.facts import ChangeSet
 from hotline.hub import TOPIC_AGENTS, TOPIC_QUEUES
@@ -41,6 +42,7 @@ class AgentDesk:
         self.board = AgentBoard(self.settings.wrapup_max)
         self.panel = QueuePanel([(d.queue, d.code, d.name) for d in core.settings.departments])
         self.actions = QueueActions(lambda: core.ami)
+        self.transfers = Transfers(core.settings, lambda: core.ami, core.writer.submit)
         self.feed = LiveFeed(core.hub, lambda: core.pool)
         self._panel = Throttle(self.settings.panel_interval, self._publish_panel)
         self._seats: dict[str, AgentSeat] = {}
@@ -112,6 +114,13 @@ class AgentDesk:
         if change is not None:
             self._changed([change])
         return self.state(seat)
+
+    async def transfer(self, seat: AgentSeat, target: TransferTarget) -> TransferReport:
+        """Send the agent's caller to another department's queue or an extension
+        (Redirect of the caller's channel; recorded in the call's timeline)."""
+        self.register(seat)
+        current = self.board.state(seat.interface)
+        return await self.transfers.transfer(seat, current.call if current else None, target)
 
     def state(self, seat: AgentSeat | str) -> AgentState:
         """The agent's state (by seat or extension); 离线 for an agent Asterisk never listed."""

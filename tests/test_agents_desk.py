@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import json
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from agents.actions import Outcome
 from agents.board import AgentStatus
 from agents.seat import AgentSeat
 from agents.setup import AGENT_DESK
+from agents.transfer import TRANSFER_CONTEXT, TransferTarget
 from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.app import CORE, create_app
-from tests.bridge_harness import app_on, bearer, eventually
+from hotline.asterisk.parse import parse_file
+from tests.asterisk_dialplan import dialplan, run
+from tests.bridge_harness import app_on, bearer, eventually, timeline_detail
 from tests.conftest import ASTERISK_FIXTURES
 from tests.standin import AmiStandIn, Emulator, Transcript, find_action_id, recorded_event, recorded_list
 from tests.standin.framing import get_header
@@ -35,6 +39,7 @@ SEAT = AgentSeat(account_id=7, name="坐席8006", extension="8006",
 MENU = Transcript.load(ASTERISK_FIXTURES / "call-menu-queue-answered.jsonl")
 ACTIONS = Transcript.load(ASTERISK_FIXTURES / "actions.jsonl")
 MENU_CALL = "1795313795.0"
+ACTIONS_CALL = "1795313835.4"
 
 
 def captured(transcript: Transcript, event: str, occurrence: int = 1, **values: str) -> bytes:
@@ -311,6 +316,54 @@ async def _panel_matching(messages: list[dict], queue: str, **want):
     found = next(q for q in messages[-1]["queues"] if q["queue"] == queue)
     counts = {"waiting": found["waiting"], **found["agents"]}
     return messages[-1] if all(counts[k] == v for k, v in want.items()) else None
+
+
+async def test_transfer_redirects_the_callers_channel_and_is_in_the_timeline(settings, db):
+    async with desk_on(settings, db) as (server, desk):
+        await desk.login(SEAT)
+        await status_of(desk, AgentStatus.IDLE)
+        nothing = await desk.transfer(SEAT, TransferTarget.queue("tax"))
+        assert not nothing.ok and sent(server, "Redirect") == []
+        # Capture 4's call: 8006 answers the caller PJSIP/9000-00000004.
+        await server.inject(captured(ACTIONS, "AgentCalled") + captured(ACTIONS, "AgentConnect"))
+        await status_of(desk, AgentStatus.IN_CALL)
+
+        own = await desk.transfer(SEAT, TransferTarget.extension("8006"))
+        assert not own.ok and "own extension" in own.message
+        report = await desk.transfer(SEAT, TransferTarget.queue("tax"))
+        assert report.ok and report.message == "Redirect successful" and report.destination == "tax"
+        redirect = sent(server, "Redirect")[-1]
+        assert (redirect["Channel"], redirect["Context"], redirect["Exten"], redirect["Priority"]) == (
+            "PJSIP/9000-00000004", TRANSFER_CONTEXT, "tax", "1")
+        # Then, as captured: the agent's leg hangs up at once, AgentComplete only when the caller does.
+        await server.inject(captured(ACTIONS, "Hangup", Channel="PJSIP/8006-00000005"))
+        wrapping = await status_of(desk, AgentStatus.WRAP_UP)
+        await server.inject(captured(ACTIONS, "AgentComplete"))
+        await desk.core.settle()
+        assert desk.state(SEAT) == wrapping            # the late AgentComplete changes nothing
+    done = await timeline_detail(db, ACTIONS_CALL, "call.transferred")
+    assert done == [{"by": "坐席8006", "account_id": 7, "interface": "PJSIP/8006", "target_kind": "queue",
+                     "target": "tax", "destination": "tax", "context": TRANSFER_CONTEXT,
+                     "channel": "PJSIP/9000-00000004", "queue": "social_security", "action": "Redirect",
+                     "message": "Redirect successful"}]
+    refused = await timeline_detail(db, ACTIONS_CALL, "call.transfer_failed")
+    assert [r["target"] for r in refused] == ["8006"]
+    assert json.dumps(done, ensure_ascii=False).count("Redirect successful") == 1
+
+
+def test_the_transfer_context_queues_each_department_and_rings_each_extension(settings):
+    """hotline-transfer (extensions.conf) takes every destination the console may
+    send: each department's queue, each agent's extension (then general_queue)."""
+    conf = Path(__file__).resolve().parents[1] / "config" / "asterisk"
+    dp = dialplan(parse_file(conf / "extensions.conf", config_dir=conf))
+    for dept in settings.departments:
+        assert run(dp, TRANSFER_CONTEXT, dept.queue).apps == ["Queue", "Hangup"]
+        assert run(dp, TRANSFER_CONTEXT, dept.queue).executed[0].argv == [dept.queue]
+        for extension in dept.extensions:
+            rang = run(dp, TRANSFER_CONTEXT, extension)
+            assert [(e.app, e.argv[0]) for e in rang.executed if e.app in ("Dial", "Queue")] == [
+                ("Dial", f"PJSIP/{extension}"), ("Queue", settings.fallback_queue)]
+    assert dp.match(TRANSFER_CONTEXT, "2512345") is None
 
 
 async def test_agent_states_reach_the_browsers_of_another_process(settings, db):
