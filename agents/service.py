@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 from agents import store
 from agents.actions import ActionReport, Outcome, QueueActions, QueueResult
-from agents.board import AgentBoard, AgentState, AgentStatus, Device, Fact, RingNoAnswer, StateChange
+from agents.board import AgentBoard, AgentState, AgentStatus, Device, Fact, Membership, RingNoAnswer, StateChange
 from agents.live import LiveFeed, Throttle
 from agents.membership import QueueMemberState
 from agents.panel import QueuePanel, QueueView
@@ -210,7 +210,7 @@ class AgentDesk:
         self.feed.publish(TOPIC_QUEUES, {"type": "panel", "at": at.isoformat(),
                                          "queues": [v.as_json(at) for v in self.queues()]})
 
-    def _memberships(self, seat: AgentSeat):
+    def _memberships(self, seat: AgentSeat) -> tuple[Membership, ...]:
         state = self.board.state(seat.interface)
         return state.queues if state is not None else ()
 

@@ -15,8 +15,11 @@ Status 5 (a QueueMember item with Status 5 is captured, e2e).
 from __future__ import annotations
 
 import json
+import re
 from contextlib import asynccontextmanager
 from pathlib import Path
+
+import pytest
 
 from agents.actions import Outcome
 from agents.board import AgentStatus
@@ -27,6 +30,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.app import CORE, create_app
 from hotline.asterisk.parse import parse_file
+from hotline.settings import SettingsError, load_settings
 from tests.asterisk_dialplan import dialplan, run
 from tests.bridge_harness import app_on, bearer, eventually, timeline_detail
 from tests.conftest import ASTERISK_FIXTURES
@@ -99,6 +103,14 @@ async def test_login_adds_the_agent_to_each_queue_with_penalty_and_name_and_twic
         assert [(r.action, r.outcome) for r in again.results] == [
             ("QueueAdd", Outcome.ALREADY), ("QueueAdd", Outcome.ALREADY), ("QueuePause", Outcome.DONE)]
         assert "Already there" in again.results[0].message
+
+        # The account now serves one queue only: the other membership goes.
+        narrower = AgentSeat(7, "坐席8006", "8006", (("social_security", 0),))
+        assert (await desk.login(narrower)).ok
+        assert [(r["Queue"], r["Interface"]) for r in sent(server, "QueueRemove")] == [("general_queue", "PJSIP/8006")]
+        await eventually(lambda: _true(len(desk.state(SEAT).queues) == 1), 5, "general_queue to be left")
+        unknown = await desk.login(AgentSeat(7, "坐席8006", "8006", (("no_such_queue", 0),)))
+        assert not unknown.ok and "no_such_queue" in unknown.error and len(sent(server, "QueueAdd")) == 5
         await desk.core.settle()
         assert server.unexpected == []
     assert desk.state(SEAT).status is AgentStatus.IDLE
@@ -388,3 +400,16 @@ async def test_agent_states_reach_the_browsers_of_another_process(settings, db):
     assert body["agent"]["state"] == "idle" and body["agent"]["label"] == "空闲"
     assert body["agent"]["queues"] == [{"queue": "general_queue", "penalty": 2, "paused": False, "reason": None},
                                        {"queue": "social_security", "penalty": 0, "paused": False, "reason": None}]
+
+
+def test_agents_settings_are_checked(tmp_path):
+    text = (Path(__file__).resolve().parents[1] / "config" / "hotline.toml").read_text(encoding="utf-8")
+    section = re.search(r"(?ms)^\[agents\]\n.*?\n\n", text).group(0)
+    for body, error in (('pause_reasons = ["午休", "午休"]', "twice"), ("pause_reasons = []", "pause_reasons"),
+                        ("wrapup_max = 0", "wrapup_max"), ("panel_interval = -1", "panel_interval"),
+                        ("lunch = 1", "unknown")):
+        broken = tmp_path / "hotline.toml"
+        broken.write_text(text.replace(section, f"[agents]\n{body}\n\n"), encoding="utf-8")
+        with pytest.raises(SettingsError, match=error):
+            load_settings(broken, env={})
+    assert load_settings(env={}).agents.pause_reasons[:4] == ("午休", "培训", "整理工单", "会议")
