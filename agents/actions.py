@@ -71,12 +71,13 @@ class QueueActions:
         self._ami = ami
         self._timeout = timeout
 
-    async def add(self, seat: AgentSeat, queue: SeatQueue, paused: bool) -> QueueResult:
-        return await self._send({
-            "Action": "QueueAdd", "Queue": queue.queue, "Interface": seat.interface,
-            "Penalty": str(queue.penalty), "Paused": "true" if paused else "false",
-            "MemberName": seat.name, "StateInterface": seat.interface,
-        })
+    async def add(self, seat: AgentSeat, queue: SeatQueue, paused: bool, reason: str | None = None) -> QueueResult:
+        action = {"Action": "QueueAdd", "Queue": queue.queue, "Interface": seat.interface,
+                  "Penalty": str(queue.penalty), "Paused": "true" if paused else "false",
+                  "MemberName": seat.name, "StateInterface": seat.interface}
+        if paused and reason:
+            action["Reason"] = reason     # QueueAdd's Reason: Asterisk 20 and later
+        return await self._send(action)
 
     async def remove(self, interface: str, queue: str) -> QueueResult:
         return await self._send({"Action": "QueueRemove", "Queue": queue, "Interface": interface})

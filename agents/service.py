@@ -72,15 +72,15 @@ class AgentDesk:
 
     async def login(self, seat: AgentSeat, *, paused: bool = False, reason: str | None = None) -> ActionReport:
         """QueueAdd of ``PJSIP/<ext>`` to each of the agent's queues, with the
-        agent's name, penalty per queue, paused or not; then the agent's pause
-        state is set as chosen (a member already there keeps whatever pause it
-        had otherwise). Queues the agent no longer serves are left."""
+        agent's name, penalty per queue, paused (with one of the pause reasons)
+        or not; a member already there gets the chosen pause state with one
+        QueuePause. Queues the agent no longer serves are left."""
         refused = self._refusal(seat) or (self._reason_refusal(reason) if paused else None)
         if refused:
             return self._refused("login", seat, refused)
         self.register(seat)
-        results = list(await asyncio.gather(*(self.actions.add(seat, q, paused) for q in seat.queues)))
-        if paused or any(r.outcome is Outcome.ALREADY for r in results):
+        results = list(await asyncio.gather(*(self.actions.add(seat, q, paused, reason) for q in seat.queues)))
+        if any(r.outcome is Outcome.ALREADY for r in results):
             results.append(await self.actions.pause(seat.interface, paused, reason))
         stale = sorted({m.queue for m in self._memberships(seat)} - set(seat.queue_names))
         results += await asyncio.gather(*(self.actions.remove(seat.interface, q) for q in stale))

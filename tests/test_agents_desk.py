@@ -134,6 +134,12 @@ async def test_pause_with_a_reason_then_unpause(settings, db):
         assert (pause["Interface"], pause["Paused"], pause["Reason"]) == ("PJSIP/8006", "true", "午休")
         assert "Queue" not in pause      # every queue of the agent at once
 
+        other = AgentSeat(8, "李四", "8007", (("social_security", 0),))
+        assert (await desk.login(other, paused=True, reason="培训")).ok
+        trainee = await status_of(desk, AgentStatus.PAUSED, other)
+        assert trainee.reason == "培训" and sent(server, "QueueAdd")[-1]["Reason"] == "培训"
+        assert not (await desk.login(other, paused=True)).ok      # a pause needs a reason
+
         unknown = await desk.pause(SEAT, "看电影")
         assert not unknown.ok and "pause reason" in unknown.error
         assert len(sent(server, "QueuePause")) == 2
@@ -143,6 +149,7 @@ async def test_pause_with_a_reason_then_unpause(settings, db):
         await desk.core.settle()
     assert [row[1:] for row in await state_log(db)] == [
         ("idle", None, "login"), ("paused", "午休", "pause"), ("idle", None, "unpause")]
+    assert await state_log(db, "PJSIP/8007") == [("offline", "paused", "培训", "login")]
 
 
 async def test_logout_removes_the_agent_from_each_queue(settings, db):
