@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 
@@ -28,7 +27,7 @@ from hotline.app import create_app
 from hotline.logs import configure_logging
 from hotline.settings import load_settings
 from tests.bridge_harness import running
-from tests.pg import ThrowawayCluster, create_migrated_database
+from tests.pg import create_migrated_database, postgres_server
 from tests.standin import AmiStandIn, Emulator
 
 BENCH_DB = "hotline_bench_agents"
@@ -89,17 +88,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     configure_logging("console", level=50)
-    cluster = None
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        cluster = ThrowawayCluster()
-        url = cluster.start()
-    try:
-        bench_url = asyncio.run(create_migrated_database(url, BENCH_DB))
-        result = asyncio.run(run(bench_url, args.rounds))
-    finally:
-        if cluster:
-            cluster.stop()
+    with postgres_server() as (url, _cluster):
+        result = asyncio.run(run(asyncio.run(create_migrated_database(url, BENCH_DB)), args.rounds))
     width = max(len(k) for k in result)
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")
