@@ -23,6 +23,9 @@ class QueueMemberState:
     status: int | None
     calls_taken: int | None
     removed: bool = False
+    penalty: int | None = None
+    in_call: bool = False
+    last_pause: int | None = None     # epoch seconds of the last pause (0: never)
 
 
 def _int(value: Any) -> int | None:
@@ -45,4 +48,7 @@ def member_state(event: Event, removed: bool = False) -> QueueMemberState:
         status=_int(event.get("status")),
         calls_taken=_int(event.get("callstaken")),
         removed=removed,
+        penalty=_int(event.get("penalty")),
+        in_call=str(event.get("incall", "0")).strip() == "1",
+        last_pause=_int(event.get("lastpause")),
     )

@@ -1,7 +1,9 @@
-"""SQL for queue membership (asyncpg, written out)."""
+"""SQL for queue membership and the agents' state log (asyncpg, written out)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Iterable, Sequence
 
 import asyncpg
@@ -35,3 +37,46 @@ async def replace_members(conn: asyncpg.Connection, members: Sequence[QueueMembe
     async with conn.transaction():
         await conn.execute("DELETE FROM queue_members WHERE queue = ANY($1::text[])", list(queues))
         await write_members(conn, members)
+
+
+@dataclass(frozen=True)
+class AgentStateRow:
+    """One row of ``agent_state_log`` (plain data: the call writer may spill it)."""
+
+    account_id: int | None
+    interface: str
+    agent_name: str | None
+    from_state: str
+    to_state: str
+    reason: str | None
+    cause: str
+    uniqueid: str | None
+    occurred_at: datetime
+
+
+_INSERT_STATES = """
+INSERT INTO agent_state_log (account_id, interface, agent_name, from_state, to_state, reason, cause,
+                             uniqueid, occurred_at)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::text[], $9::timestamptz[])
+"""
+
+
+async def write_states(conn: asyncpg.Connection, rows: Sequence[AgentStateRow]) -> None:
+    """The call writer's ``agent_states`` sink."""
+    columns = list(zip(*[(r.account_id, r.interface, r.agent_name, r.from_state, r.to_state, r.reason,
+                          r.cause, r.uniqueid, r.occurred_at) for r in rows]))
+    await conn.execute(_INSERT_STATES, *[list(c) for c in columns])
+
+
+async def latest_states(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Each agent's last recorded state (for a process that did not see the events)."""
+    return await conn.fetch(
+        "SELECT DISTINCT ON (interface) * FROM agent_state_log ORDER BY interface, occurred_at DESC, id DESC")
+
+
+async def state_log(conn: asyncpg.Connection, interface: str, limit: int = 100) -> list[asyncpg.Record]:
+    """An agent's state changes, oldest first."""
+    return await conn.fetch(
+        "SELECT * FROM (SELECT * FROM agent_state_log WHERE interface = $1 ORDER BY occurred_at DESC, id DESC"
+        " LIMIT $2) AS recent ORDER BY occurred_at, id", interface, limit)

@@ -52,7 +52,6 @@ import json
 import signal
 import socket
 import sys
-import os
 import re
 import resource
 import shutil
@@ -74,7 +73,7 @@ from hotline.settings import load_settings
 from hotline.facts import ChangeSet
 from ivr.ami.message import normalize
 from ivr.calls.tracker import CallTracker
-from tests.pg import ThrowawayCluster, create_migrated_database, _pg_bin
+from tests.pg import ThrowawayCluster, _pg_bin, create_migrated_database, postgres_server
 from tests.standin import AmiStandIn
 
 CAPTURE = Path(__file__).resolve().parent.parent / "tests/fixtures/asterisk/call-menu-queue-answered.ami"
@@ -438,30 +437,24 @@ def main() -> None:
     parser.add_argument("--max-backlog", type=int, help="[calls] max_backlog: rows in memory before spilling")
     args = parser.parse_args()
     configure_logging("console", level=50)
-    cluster = None
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        cluster = ThrowawayCluster()
-        url = cluster.start()
     spill = tempfile.mkdtemp(prefix="hotline-bench-spill-")
     try:
-        bench_url, token = asyncio.run(prepare(url))
-        common = dict(rate=args.rate, seconds=args.seconds, concurrent=args.calls, database_url=bench_url,
-                      ws_clients=args.ws_clients, token=token, admin_url=url, cluster=cluster,
-                      max_backlog=args.max_backlog, spill_dir=spill)
-        if args.api_clients:
-            idle = asyncio.run(run(**common, seed_calls=SEED_CALLS))
-            result = asyncio.run(run(**common, seed_calls=SEED_CALLS, api_clients=args.api_clients))
-            result.update({"idle_latency_p50_ms": idle["latency_p50_ms"],
-                           "idle_latency_p99_ms": idle["latency_p99_ms"],
-                           "idle_latency_max_ms": idle["latency_max_ms"],
-                           "p99_vs_idle": round(result["latency_p99_ms"] / idle["latency_p99_ms"], 2)})
-        else:
-            result = asyncio.run(run(**common, outage_kind=args.db_outage, outage_at=args.outage_at,
-                                     outage_for=args.outage_for))
+        with postgres_server() as (url, cluster):
+            bench_url, token = asyncio.run(prepare(url))
+            common = dict(rate=args.rate, seconds=args.seconds, concurrent=args.calls, database_url=bench_url,
+                          ws_clients=args.ws_clients, token=token, admin_url=url, cluster=cluster,
+                          max_backlog=args.max_backlog, spill_dir=spill)
+            if args.api_clients:
+                idle = asyncio.run(run(**common, seed_calls=SEED_CALLS))
+                result = asyncio.run(run(**common, seed_calls=SEED_CALLS, api_clients=args.api_clients))
+                result.update({"idle_latency_p50_ms": idle["latency_p50_ms"],
+                               "idle_latency_p99_ms": idle["latency_p99_ms"],
+                               "idle_latency_max_ms": idle["latency_max_ms"],
+                               "p99_vs_idle": round(result["latency_p99_ms"] / idle["latency_p99_ms"], 2)})
+            else:
+                result = asyncio.run(run(**common, outage_kind=args.db_outage, outage_at=args.outage_at,
+                                         outage_for=args.outage_for))
     finally:
-        if cluster:
-            cluster.stop()
         shutil.rmtree(spill, ignore_errors=True)
     width = max(len(k) for k in result)
     for key, value in result.items():

@@ -28,7 +28,7 @@ from hotline.auth.audit import record_request
 from hotline.auth.roles import Role, public, requires
 from hotline.core import Core
 from hotline.fanout import BrowserClient
-from hotline.hub import TOPIC_CALLS
+from hotline.hub import TOPIC_AGENTS, TOPIC_CALLS, TOPIC_QUEUES
 from hotline.http import json_response
 from hotline.logs import get_logger
 from hotline.settings import Settings
@@ -36,7 +36,7 @@ from hotline.settings import Settings
 log = get_logger(__name__)
 
 CORE = web.AppKey("core", Core)
-TOPICS = frozenset({TOPIC_CALLS})
+TOPICS = frozenset({TOPIC_CALLS, TOPIC_AGENTS, TOPIC_QUEUES})
 
 
 def create_app(settings: Settings, *, bridge: bool = True, pool: asyncpg.Pool | None = None,
@@ -87,7 +87,9 @@ async def health(request: web.Request) -> web.Response:
 @requires(Role.SUPERVISOR)
 async def events_socket(request: web.Request) -> web.StreamResponse:
     """Committed timeline rows as they happen, one JSON message per batch:
-    ``{"topic": "calls", "origin": ..., "timeline": [{linkedid, kind, ...}]}``.
+    ``{"topic": "calls", "origin": ..., "timeline": [{linkedid, kind, ...}]}``;
+    with ``?topics=calls,agents,queues`` also the agents' states and the queue
+    panel as they change (README, "Agents and queues": the message shapes).
     A browser that falls behind is closed with code 1013 (try again later)."""
     wanted = set(request.query.get("topics", TOPIC_CALLS).split(","))
     unknown = wanted - TOPICS

@@ -25,7 +25,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from hotline.facts import Committed, TimelineEntry
 from hotline.fanout import Fanout
@@ -36,6 +36,8 @@ log = get_logger(__name__)
 NOTIFY_CHANNEL = "hotline_events"
 NOTIFY_LIMIT = 7900            # bytes; PostgreSQL refuses payloads of 8000 or more
 TOPIC_CALLS = "calls"          # every call's new timeline rows
+TOPIC_AGENTS = "agents"        # agents' states and calls they did not answer (agents/)
+TOPIC_QUEUES = "queues"        # the queue panel: callers waiting, agents free/busy (agents/)
 # Messages a browser may be behind before it is dropped. The messages are shared by
 # every client (one bytes object each), so this bounds memory to about
 # BROWSER_QUEUE x NOTIFY_LIMIT whatever the number of clients; it is large because one
@@ -43,6 +45,7 @@ TOPIC_CALLS = "calls"          # every call's new timeline rows
 BROWSER_QUEUE = 2048
 
 Subscriber = Callable[[Committed], None]
+LiveSubscriber = Callable[[Mapping[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class EventHub:
         self.origin = origin or f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         self.browsers = Fanout(browser_queue)
         self._subscriptions: list[_Subscription] = []
+        self._live: dict[str, list[LiveSubscriber]] = {}
         self.published = 0     # batches published, local and remote
         self.received = 0      # batches received from other processes
 
@@ -72,6 +76,13 @@ class EventHub:
         subscription = _Subscription(callback, remote)
         self._subscriptions.append(subscription)
         return lambda: self._subscriptions.remove(subscription)
+
+    def subscribe_live(self, topic: str, callback: LiveSubscriber) -> Callable[[], None]:
+        """Call ``callback`` with every live message of ``topic`` (see
+        :meth:`publish_live`), this process's and the other processes'. Same
+        rules as :meth:`subscribe`: never wait. Returns the unsubscribe function."""
+        self._live.setdefault(topic, []).append(callback)
+        return lambda: self._live[topic].remove(callback)
 
     # -- the wire form, shared by NOTIFY and WebSocket ------------------------------
 
@@ -111,12 +122,30 @@ class EventHub:
             for text in messages if messages is not None else self.encode(committed.timeline):
                 self.browsers.publish(TOPIC_CALLS, text.encode())
 
+    def publish_live(self, topic: str, message: Mapping[str, Any]) -> str:
+        """A feature's live fact that is not a call's timeline row (an agent's
+        state, the queue panel): encoded once as ``{"topic", "origin", ...message}``
+        and delivered at once to this process's live subscribers of ``topic`` and
+        its browsers. Returns the JSON text, for the feature to send to the other
+        processes with NOTIFY (their :meth:`receive` publishes it there)."""
+        payload = {"topic": topic, "origin": self.origin, **message}
+        text = json.dumps(payload, ensure_ascii=False, default=str)
+        self._deliver_live(topic, payload)
+        self.browsers.publish(topic, text.encode())
+        return text
+
     def receive(self, payload: str) -> None:
         """A NOTIFY payload from any process on the database; our own are skipped
         (they were published locally when they committed)."""
         try:
             message = json.loads(payload)
             if message.get("origin") == self.origin:
+                return
+            topic = str(message.get("topic", TOPIC_CALLS))
+            if topic != TOPIC_CALLS:
+                self.received += 1
+                self._deliver_live(topic, message)
+                self.browsers.publish(topic, payload.encode())
                 return
             timeline = [_entry(item) for item in message["timeline"]]
         except (ValueError, KeyError, TypeError) as exc:
@@ -127,6 +156,14 @@ class EventHub:
         self._deliver(Committed(timeline=timeline, committed_at=0.0, origin=str(message["origin"]),
                                 local=False))
         self.browsers.publish(str(message.get("topic", TOPIC_CALLS)), payload.encode())
+
+    def _deliver_live(self, topic: str, message: Mapping[str, Any]) -> None:
+        for callback in list(self._live.get(topic, ())):
+            try:
+                callback(message)
+            except Exception:
+                log.exception("hub.subscriber_failed", topic=topic,
+                              subscriber=getattr(callback, "__qualname__", "?"))
 
     def _deliver(self, committed: Committed) -> None:
         for subscription in list(self._subscriptions):

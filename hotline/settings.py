@@ -280,6 +280,19 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True)
+class AgentSettings:
+    """The agents' queue membership and console states (agents/)."""
+
+    # What an agent may give as the reason of a pause (QueuePause Reason, 小休 on the console).
+    pause_reasons: tuple[str, ...] = ("午休", "培训", "整理工单", "会议", "临时离开")
+    # Seconds the console's own wrap-up (整理中) after a call lasts at most before it ends
+    # by itself; queues.conf wrapuptime is Asterisk's separate gap before the next call.
+    wrapup_max: float = 120.0
+    # Least seconds between two queue panel messages (callers waiting, agents free/busy).
+    panel_interval: float = 0.5
+
+
+@dataclass(frozen=True)
 class Settings:
     service: ServiceSettings
     database: DatabaseSettings
@@ -295,6 +308,7 @@ class Settings:
     # pjsip_extensions.conf as set_var = HOTLINE_ROLE=supervisor on those endpoints.
     supervisors: tuple[str, ...] = ()
     carrier: CarrierSettings = CarrierSettings()
+    agents: AgentSettings = field(default_factory=AgentSettings)
     source: Path | None = field(default=None, compare=False)
 
     def department(self, code: str) -> Department:
@@ -454,6 +468,7 @@ def _build(raw: Mapping[str, Any], config_dir: Path) -> Settings:
         voice=_voice(raw.get("voice"), config_dir),
         supervisors=_supervisors(raw.get("supervisors", [])),
         carrier=_carrier(raw.get("carrier")),
+        agents=_agents(raw.get("agents")),
     )
 
 
@@ -469,6 +484,29 @@ def _carrier(raw: Any) -> CarrierSettings:
     if not isinstance(contact, str):
         raise SettingsError("[carrier] contact must be a string (host or host:port)")
     return CarrierSettings(match=tuple(m.strip() for m in match), contact=contact.strip())
+
+
+def _agents(raw: Any) -> AgentSettings:
+    values = dict(raw or {})
+    defaults = AgentSettings()
+    unknown = sorted(set(values) - set(AgentSettings.__dataclass_fields__))
+    if unknown:
+        raise SettingsError(f"[agents] has unknown setting(s): {', '.join(unknown)}")
+    reasons = values.get("pause_reasons", list(defaults.pause_reasons))
+    if (not isinstance(reasons, list) or not reasons
+            or not all(isinstance(r, str) and r.strip() == r and r for r in reasons)):
+        raise SettingsError('[agents] pause_reasons must be a list of reasons, e.g. ["午休", "会议"]')
+    if len(set(reasons)) != len(reasons):
+        raise SettingsError("[agents] pause_reasons lists a reason twice")
+    numbers = {}
+    for name in ("wrapup_max", "panel_interval"):
+        value = values.get(name, getattr(defaults, name))
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise SettingsError(f"[agents] {name} must be a number of seconds")
+        numbers[name] = float(value)
+    if numbers["wrapup_max"] <= 0:
+        raise SettingsError("[agents] wrapup_max must be more than 0 seconds")
+    return AgentSettings(pause_reasons=tuple(reasons), **numbers)
 
 
 def _supervisors(raw: Any) -> tuple[str, ...]:

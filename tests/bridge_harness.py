@@ -42,16 +42,25 @@ async def running(app: web.Application) -> AsyncIterator[Core]:
 
 
 @asynccontextmanager
-async def bridge_on(server: AmiStandIn, settings: Settings, pool: asyncpg.Pool,
-                    listener=None) -> AsyncIterator[Core]:
-    """The service connected to the stand-in; ``listener``: a spoken menu the
-    test built (else the settings decide, which in tests means keypad only)."""
+async def app_on(server: AmiStandIn, settings: Settings, pool: asyncpg.Pool,
+                 listener=None) -> AsyncIterator[web.Application]:
+    """The service connected to the stand-in, as its application (for a feature's
+    object in it, e.g. ``app[AGENT_DESK]``); ``listener``: a spoken menu the test
+    built (else the settings decide, which in tests means keypad only)."""
     app = create_app(settings.with_overrides(ami={"port": server.port}), pool=pool,
                      provide={VOICE_LISTENER: listener} if listener is not None else None)
     async with running(app) as core:
         assert core.ami is not None
         await core.ami.wait_logged_in(timeout=5)
-        yield core
+        yield app
+
+
+@asynccontextmanager
+async def bridge_on(server: AmiStandIn, settings: Settings, pool: asyncpg.Pool,
+                    listener=None) -> AsyncIterator[Core]:
+    """The service connected to the stand-in (see :func:`app_on`), as its core."""
+    async with app_on(server, settings, pool, listener) as app:
+        yield app[CORE]
 
 
 async def eventually(check: Callable[[], Awaitable[object]], timeout: float = 10.0, what: str = "") -> object:

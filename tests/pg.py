@@ -12,7 +12,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 class PostgresUnavailable(RuntimeError):
@@ -72,6 +74,21 @@ class ThrowawayCluster:
             self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def postgres_server() -> Iterator[tuple[str, "ThrowawayCluster | None"]]:
+    """(admin URL, cluster): ``DATABASE_URL`` if set (no cluster), else a throwaway
+    cluster started for the block and stopped after it (the benches' server)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url, None
+        return
+    cluster = ThrowawayCluster()
+    try:
+        yield cluster.start(), cluster
+    finally:
+        cluster.stop()
 
 
 def with_database(url: str, name: str) -> str:

@@ -61,6 +61,26 @@ def test_a_subscriber_that_raises_does_not_stop_the_others(caplog):
     assert len(heard) == 1 and "hub.subscriber_failed" in caplog.text
 
 
+async def test_live_messages_reach_their_topic_here_and_in_other_processes():
+    """A feature's live fact (not a timeline row): published at once to this
+    process's subscribers and browsers of its topic; another process publishes the
+    same text it receives through NOTIFY; our own NOTIFY is skipped."""
+    ours, theirs = EventHub(origin="a"), EventHub(origin="b")
+    heard: list[dict] = []
+    theirs.subscribe_live("agents", heard.append)
+    committed: list[Committed] = []
+    theirs.subscribe(committed.append)
+    agents_browser, calls_browser = theirs.browsers.connect(["agents"]), theirs.browsers.connect(["calls"])
+    text = ours.publish_live("agents", {"type": "state", "agent": {"extension": "8006", "label": "空闲"}})
+    assert json.loads(text) == {"topic": "agents", "origin": "a", "type": "state",
+                                "agent": {"extension": "8006", "label": "空闲"}}
+    theirs.receive(text)
+    theirs.receive(theirs.publish_live("agents", {"type": "state"}))   # its own, already delivered
+    assert [m["origin"] for m in heard] == ["a", "b"] and committed == []
+    assert await agents_browser.next_message() == text.encode()
+    assert calls_browser._queue.empty()
+
+
 async def test_slow_browser_is_dropped_and_others_keep_receiving():
     fanout = Fanout(queue_size=3)
     slow, fast = fanout.connect(["calls"]), fanout.connect(["calls"])

@@ -244,6 +244,48 @@ async def test_idle_asterisk_emulates_and_records_unexpected_actions():
         assert "Response: Goodbye" in (await client.read_to_eof()).decode()
 
 
+async def test_emulated_queues_add_pause_remove_and_list_as_app_queue_does():
+    """QueueAdd / QueuePause / QueueRemove change the emulated members, each answered
+    and announced with the captured texts (errors included), and QueueStatus lists
+    what they made; a Redirect of a channel never seen is refused."""
+    async with AmiStandIn([], emulator=Emulator(members=[])) as server:
+        client = await RawClient.connect(server.port)
+        await client.banner()
+        client.action("Login", "l1", Username="hotline", Secret="x")
+        await client.until(is_event("FullyBooted"))
+        for queue, penalty in (("social_security", "0"), ("general_queue", "2")):
+            client.action("QueueAdd", f"add-{queue}", Queue=queue, Interface="PJSIP/8001", Penalty=penalty,
+                          Paused="false", MemberName="张三", StateInterface="PJSIP/8001")
+            assert "Message: Added interface to queue" in await client.message()
+            added = parse_message(await client.message())
+            assert (added["Event"], added["Queue"], added["MemberName"], added["Penalty"]) == (
+                "QueueMemberAdded", queue, "张三", penalty)
+        client.action("QueueAdd", "again", Queue="general_queue", Interface="PJSIP/8001")
+        assert await client.message() == (
+            "Response: Error\r\nActionID: again\r\nMessage: Unable to add interface: Already there\r\n\r\n")
+        client.action("QueuePause", "p", Interface="PJSIP/8001", Paused="true", Reason="午休")
+        assert "Message: Interface paused successfully" in await client.message()
+        pauses = [parse_message(await client.message()) for _ in range(2)]
+        assert [(p["Event"], p["Queue"], p["Paused"], p["PausedReason"]) for p in pauses] == [
+            ("QueueMemberPause", "social_security", "1", "午休"), ("QueueMemberPause", "general_queue", "1", "午休")]
+        client.action("QueuePause", "nobody", Interface="PJSIP/8002", Paused="true")
+        assert "Message: Interface not found" in await client.message()
+        client.action("QueueRemove", "r1", Queue="social_security", Interface="PJSIP/8001")
+        assert "Message: Removed interface from queue" in await client.message()
+        assert parse_message(await client.message())["Event"] == "QueueMemberRemoved"
+        client.action("QueueRemove", "r2", Queue="social_security", Interface="PJSIP/8001")
+        assert "Message: Unable to remove interface: Not there" in await client.message()
+        client.action("QueueStatus", "qs")
+        listing = [parse_message(m) for m in await client.until(is_event("QueueStatusComplete"))]
+        members = [(m["Queue"], m["Name"], m["Location"], m["Penalty"], m["Paused"], m["PausedReason"])
+                   for m in listing if m.get("Event") == "QueueMember"]
+        assert members == [("general_queue", "张三", "PJSIP/8001", "2", "1", "午休")]
+        assert listing[-1]["ListItems"] == "3" and all(m.get("ActionID") == "qs" for m in listing)
+        client.action("Redirect", "rd", Channel="PJSIP/9000-00000042", Context="x", Exten="8025", Priority="1")
+        assert "Message: Channel does not exist: PJSIP/9000-00000042" in await client.message()
+        assert server.unexpected == []
+
+
 async def test_bad_secret_is_refused_after_a_second():
     async with AmiStandIn([], emulator=Emulator(secret="s3cret")) as server:
         client = await RawClient.connect(server.port)

@@ -17,6 +17,7 @@ from .agi import AgiCaller
 from .async_agi import AsyncAgiEmulation
 from .channels import ChannelTracker
 from .framing import get_header, parse_message, set_action_id
+from .queues import EmulatedQueues, Member, members_from_listing
 from .templates import load_templates
 from .transcript import FIXTURES
 
@@ -40,20 +41,28 @@ class Emulator:
 
     ``variables`` feeds Getvar and AGI GET VARIABLE; keys are a name or a
     ``(channel, name)`` pair. ``lists[name]`` holds the raw messages of a
-    list answer (start response, items, Complete) for CoreShowChannels,
-    QueueStatus and QueueSummary. ``secret`` makes Login check the Secret.
+    list answer (start response, items, Complete) for CoreShowChannels and
+    QueueSummary, and for QueueStatus when a test pins one; otherwise QueueStatus
+    is answered from :attr:`queues`, the emulated app_queue, whose members
+    (``members``; by default the one member of the restart capture's listing,
+    8006 in social_security) QueueAdd/QueuePause/QueueRemove change.
+    ``secret`` makes Login check the Secret.
     """
 
     def __init__(self, *, secret: str | None = None, agi: AgiCaller | None = None,
                  variables: dict | None = None,
                  queues: tuple[str, ...] = ("social_security", "general_queue"),
                  auth_fail_delay: float = 1.0, seed: int | None = None,
-                 fixtures: Path = FIXTURES, agi_underneath: frozenset[str] = frozenset()) -> None:
+                 fixtures: Path = FIXTURES, agi_underneath: frozenset[str] = frozenset(),
+                 members: "list[Member] | None" = None) -> None:
         self.templates = load_templates(fixtures)
-        self.lists: dict[str, list[str]] = {k: list(v) for k, v in self.templates.lists.items()}
+        self.lists: dict[str, list[str]] = {k: list(v) for k, v in self.templates.lists.items()
+                                            if k != "QueueStatus"}
         self.secret = secret
         self.auth_fail_delay = auth_fail_delay
-        self.queues = set(queues)
+        if members is None:
+            members = members_from_listing(self.templates.lists["QueueStatus"])
+        self.queues = EmulatedQueues(self.templates, queues, members)
         # Channels that wait in AsyncAGI although CoreShowChannels shows another
         # application (what a capture observed; see ChannelTracker).
         self.agi_underneath = agi_underneath
@@ -68,10 +77,10 @@ class Emulator:
         self._handlers: dict[str, Callable[[Context, dict, str | None], Awaitable[None]]] = {
             "login": self._login, "logoff": self._logoff, "ping": self._ping,
             "events": self._events, "setvar": self._setvar, "getvar": self._getvar,
-            "coreshowchannels": self._list, "queuestatus": self._list,
-            "queuesummary": self._list, "queueadd": self._queue_add,
-            "queuepause": self._queue_pause, "queueremove": self._queue_remove,
-            "agi": self._agi_action,
+            "coreshowchannels": self._list, "queuestatus": self._queue_status,
+            "queuesummary": self._list, "queueadd": self.queues.add,
+            "queuepause": self.queues.pause, "queueremove": self.queues.remove,
+            "redirect": self._redirect, "agi": self._agi_action,
         }
 
     @property
@@ -157,34 +166,23 @@ class Emulator:
         if messages[1:]:
             await ctx.send("".join(messages[1:]))
 
-    # -- queues --------------------------------------------------------------
-    async def _queue_add(self, ctx: Context, message: dict, action_id: str | None) -> None:
-        queue = get_header(message, "Queue")
-        if queue not in self.queues:
-            await ctx.send(self.templates["queueadd_no_queue"].render(action_id=action_id))
+    # -- queues and channels ------------------------------------------------
+    async def _queue_status(self, ctx: Context, message: dict, action_id: str | None) -> None:
+        if "QueueStatus" in self.lists:      # a test pinned a captured answer
+            await self._list(ctx, message, action_id)
             return
-        interface = get_header(message, "Interface")
-        paused = get_header(message, "Paused").lower() in ("true", "yes", "1", "on")
-        await ctx.send(self.templates["queueadd_ok"].render(action_id=action_id))
-        await ctx.send(self.templates["queue_member_added"].render({
-            "Queue": queue,
-            "MemberName": get_header(message, "MemberName") or interface,
-            "Interface": interface,
-            "StateInterface": get_header(message, "StateInterface") or interface,
-            "Penalty": get_header(message, "Penalty") or "0",
-            "LoginTime": str(int(time.time())),
-            "LastPause": "0",
-            "Paused": "1" if paused else "0",
-            "PausedReason": get_header(message, "Reason") if paused else "",
-        }))
+        messages = self.queues.status(action_id, get_header(message, "Queue"))
+        await ctx.send(messages[0])
+        await ctx.send("".join(messages[1:]))
 
-    async def _queue_pause(self, ctx: Context, message: dict, action_id: str | None) -> None:
-        paused = get_header(message, "Paused").lower() in ("true", "yes", "1", "on")
-        name = "queuepause_on" if paused else "queuepause_off"
-        await ctx.send(self.templates[name].render(action_id=action_id))
-
-    async def _queue_remove(self, ctx: Context, message: dict, action_id: str | None) -> None:
-        await ctx.send(self.templates["queueremove_ok"].render(action_id=action_id))
+    async def _redirect(self, ctx: Context, message: dict, action_id: str | None) -> None:
+        channel = get_header(message, "Channel")
+        if ctx.channels.state(channel) == "unknown":
+            # manager.c action_redirect's text (not captured), in the captured error response.
+            await ctx.send(self.templates["queueadd_no_queue"].render(
+                {"Message": f"Channel does not exist: {channel}"}, action_id=action_id))
+            return
+        await ctx.send(self.templates["redirect_ok"].render(action_id=action_id))
 
     # -- AsyncAGI ------------------------------------------------------------
     async def _agi_action(self, ctx: Context, message: dict, action_id: str | None) -> None:

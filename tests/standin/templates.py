@@ -89,6 +89,15 @@ def _action_templates(t: Transcript) -> dict[str, str]:
         "queuepause_on": recorded_response(t, "queuepause-on"),
         "queuepause_off": recorded_response(t, "queuepause-off"),
         "queueremove_ok": recorded_response(t, "queueremove-8006"),
+        "queueremove_not_there": recorded_response(t, "queueremove-again"),
+        "queue_member_pause": recorded_event(t, "QueueMemberPause"),
+        "queue_member_removed": recorded_event(t, "QueueMemberRemoved"),
+        "queuestatus_start": recorded_response(t, find_action_id(t, "QueueStatus")),
+        "queue_params": recorded_event(t, "QueueParams"),
+        "queue_member": recorded_event(t, "QueueMember"),
+        "queue_entry": recorded_event(t, "QueueEntry"),
+        "queuestatus_complete": recorded_event(t, "QueueStatusComplete"),
+        "redirect_ok": recorded_response(t, "redirect-8025"),
         "unknown_action": recorded_response(t, "unknown-action"),
     }
 
