@@ -74,9 +74,7 @@ async def _calls(settings: Settings, linkedid: str | None, limit: int) -> object
 def _asterisk_config(settings: Settings, check: bool) -> int:
     from hotline.asterisk.generate import stale_generated, write_generated
 
-    # config/asterisk sits beside the settings file, wherever that was read from.
-    base = settings.source.parent if settings.source else Path("config")
-    directory = base / "asterisk"
+    directory = settings.asterisk_dir
     if check:
         stale = stale_generated(settings, directory)
         if stale:
