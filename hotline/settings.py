@@ -418,7 +418,7 @@ def _section(raw: Mapping[str, Any], name: str, cls: type) -> Any:
 _VOICE_DEFAULTS: dict[str, Any] = {
     "enabled": True, "audiosocket_address": "127.0.0.1:9092", "connect_timeout": 3.0,
     "answer_timeout": 8.0, "listen_grammar": "free", "max_answers": 3, "prompt_dir": "prompts",
-    "tts_command": "espeak-ng", "tts_voice": "cmn", "tts_speed": 165,
+    "tts_command": "espeak-ng", "tts_voice": "cmn-latn-pinyin", "tts_speed": 165,
 }
 
 
