@@ -201,6 +201,18 @@ def _dead_letters_arguments(parser: argparse.ArgumentParser) -> None:
     add_arguments(parser)
 
 
+def _prompts_arguments(parser: argparse.ArgumentParser) -> None:
+    from sounds.commands import add_arguments
+
+    add_arguments(parser)
+
+
+def _run_prompts(settings: Settings, args: argparse.Namespace) -> int:
+    from sounds.commands import run
+
+    return run(settings, args)
+
+
 def _run_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     from ivr.calls.dead_letters import run
 
@@ -274,6 +286,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("tokens", "API tokens for machines (create, list, revoke)", _tokens_arguments, _run_tokens),
     Command("dead-letters", "rows PostgreSQL refused: list them, replay them once fixed",
             _dead_letters_arguments, _run_dead_letters),
+    Command("prompts", "the Mandarin sounds and hold music Asterisk plays (build, list)", _prompts_arguments,
+            _run_prompts),
 )
 
 

@@ -7,17 +7,28 @@ Asterisk 22 (tests/fixtures/asterisk/e2e/*.asterisk.log) say which files it aske
 
 from __future__ import annotations
 
+import asyncio
+import json
+import math
 import re
 import shutil
+import wave
+from array import array
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
+from asr.audio import read_pcm, write_wav
 from hotline.asterisk.parse import parse_file
 from hotline.asterisk.secrets import write_secrets
+from hotline.cli import main
 from hotline.settings import Settings, SettingsError, load_settings
+from sounds.build import BuildError, build
+from sounds.music import PIECES
 from sounds.numbers import ZH_NUMBER_WORDS, spoken, zh_number_files
+from sounds.synth import Espeak
 from sounds.texts import KEY_WORDS, keypad_prompt, sound_texts
 from sounds.usage import required_sounds
 from tests.conftest import ASTERISK_FIXTURES
@@ -47,6 +58,15 @@ def config_copy(tmp_path: Path, toml: Callable[[str], str] = lambda t: t,
 
 def names(settings: Settings) -> list[str]:
     return [n.name for n in required_sounds(settings, settings.asterisk_dir)]
+
+
+def wav_facts(path: Path) -> tuple[tuple[int, int, int], float, float, int]:
+    """(channels, sample width, rate), seconds, RMS in dBFS, clipped samples."""
+    with wave.open(str(path), "rb") as wav:
+        fmt = (wav.getnchannels(), wav.getsampwidth(), wav.getframerate())
+        samples = array("h", wav.readframes(wav.getnframes()))
+    rms = math.sqrt(sum(s * s for s in samples) / max(1, len(samples))) / 32768
+    return fmt, len(samples) / fmt[2], 20 * math.log10(max(rms, 1e-9)), sum(abs(s) >= 32767 for s in samples)
 
 
 # --------------------------------------------------------------------------- what is needed
@@ -147,3 +167,118 @@ def test_a_keypad_menu_is_read_out_from_its_options(tmp_path: Path) -> None:
         config_copy(tmp_path / "untitled", toml=lambda t: t.replace('title = "其他业务"\n', ""))
     with pytest.raises(SettingsError, match=r"\[menu.texts\] is missing operator"):
         config_copy(tmp_path / "no-operator", toml=lambda t: t.replace('operator = "人工服务，请按{key}。"\n', ""))
+
+
+# --------------------------------------------------------------------------- building
+
+
+def run_build(settings: Settings, out: Path, **kwargs) -> dict:
+    asyncio.run(build(settings, out, Espeak.from_voice(settings.voice), **kwargs))
+    return json.loads((out / "sounds" / "hotline-sounds.json").read_text(encoding="utf-8"))
+
+
+def test_a_build_makes_line_format_mandarin_and_reuses_what_it_made(tmp_path: Path) -> None:
+    settings = config_copy(tmp_path)
+    language = settings.sounds.language
+    some = {settings.menu.greeting, "queue-thereare", "digits/5"}
+    out = tmp_path / "out"
+    manifest = run_build(settings, out, only=some, music=False)
+    texts = sound_texts(settings)
+    for name in some:
+        fmt, seconds, rms_db, clipped = wav_facts(out / "sounds" / language / f"{name}.wav")
+        assert fmt == (1, 2, 8000) and rms_db > -35 and clipped == 0, name
+        assert 0.15 * len(texts[name]) < seconds < 0.8 * len(texts[name]) + 0.5, name
+        assert manifest["sounds"][name]["text"] == texts[name]
+    assert manifest["licence"]["speech"]
+
+    # A second build with no synthesiser at all reuses the files made for the same texts...
+    silent = replace(settings, voice=replace(settings.voice, tts_command="no-such-tts"))
+    before = (out / "sounds" / language / "digits/5.wav").read_bytes()
+    asyncio.run(build(silent, out, Espeak.from_voice(settings.voice), only=some, music=False))
+    assert (out / "sounds" / language / "digits/5.wav").read_bytes() == before
+    # ...and so does a build into another folder that names this one as its cache.
+    asyncio.run(build(settings, tmp_path / "other", Espeak("no-such-tts"), only=some, music=False, cache=out))
+    assert (tmp_path / "other" / "sounds" / language / "digits/5.wav").read_bytes() == before
+    # A changed text is spoken again: without a synthesiser that is a clear error.
+    changed = config_copy(tmp_path / "changed", toml=lambda t: t.replace('queue-thereare = "您现在排在第"',
+                                                                         'queue-thereare = "您目前排在第"'))
+    with pytest.raises(BuildError, match="cannot synthesise queue-thereare: .*no-such-tts not installed"):
+        asyncio.run(build(changed, out, Espeak("no-such-tts"), only=some, music=False))
+
+
+def test_a_recording_wins_over_synthesis(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    settings = config_copy(tmp_path)
+    prompts = settings.voice.prompt_dir
+    greeting = b"\x10\x20\x30\x40" * 4000
+    (prompts / "hotline").mkdir()
+    write_wav(prompts / "hotline" / "welcome.wav", greeting)
+    with wave.open(str(prompts / "queue-thankyou.wav"), "wb") as wav:     # 16 kHz stereo: converted
+        wav.setnchannels(2), wav.setsampwidth(2), wav.setframerate(16000)
+        wav.writeframes(array("h", [int(8000 * math.sin(i / 5)) for i in range(32000)]).tobytes())
+    (prompts / "digits").mkdir()
+    (prompts / "digits" / "5.wav").write_bytes(b"RIFF but not a wave file")   # unusable: logged, synthesised
+    (prompts / "moh").mkdir()
+    write_wav(prompts / "moh" / "our-own-music.wav", b"\x00\x10" * 16000)
+    out = tmp_path / "out"
+    manifest = run_build(settings, out, only={"hotline/welcome", "queue-thankyou", "digits/5"})
+    zh = out / "sounds" / settings.sounds.language
+    assert read_pcm(zh / "hotline" / "welcome.wav") == greeting
+    assert manifest["sounds"]["hotline/welcome"]["made_by"] == "recording"
+    fmt, seconds, _, _ = wav_facts(zh / "queue-thankyou.wav")
+    assert fmt == (1, 2, 8000) and abs(seconds - 1.0) < 0.01
+    assert manifest["sounds"]["queue-thankyou"]["made_by"] == "recording"
+    assert manifest["sounds"]["digits/5"]["made_by"].startswith("espeak-ng")
+    assert "prompts.recording_unusable" in caplog.text and "digits/5.wav" in caplog.text
+    # The operator's hold music replaces the composed pieces.
+    assert sorted(p.name for p in (out / "moh").iterdir()) == ["our-own-music.wav"]
+
+
+def test_no_synthesiser_is_a_clear_error_naming_what_to_record(tmp_path: Path, monkeypatch, capsys) -> None:
+    settings = config_copy(tmp_path, toml=lambda t: t.replace('tts_command = "espeak-ng"',
+                                                              'tts_command = "no-such-tts"'))
+    monkeypatch.setenv("HOTLINE_CONFIG", str(settings.source))
+    status = main(["prompts", "build", "--out", str(tmp_path / "out"), "--no-music"])
+    error = capsys.readouterr().err
+    assert status == 2
+    assert "cannot synthesise hotline/welcome and" in error and "no-such-tts not installed" in error
+    assert f"record them in {settings.voice.prompt_dir}" in error
+    assert not (tmp_path / "out" / "sounds" / "zh").exists()
+
+
+def test_a_sound_with_neither_text_nor_recording_is_named(tmp_path: Path) -> None:
+    settings = config_copy(tmp_path, extensions_conf=lambda t: t.replace(
+        " same => n,Queue(general_queue)\n", " same => n,Playback(hotline/closed)\n same => n,Queue(general_queue)\n",
+        1))
+    with pytest.raises(BuildError, match=r"hotline/closed \(extensions.conf \[hotline\] line \d+: Playback\): "
+                                         r"add its text to \[sounds.texts\]"):
+        asyncio.run(build(settings, tmp_path / "out", Espeak.from_voice(settings.voice), music=False))
+
+
+@pytest.fixture(scope="module")
+def full_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path, dict]:
+    """`hotline prompts build` of the repository's settings, once for the module."""
+    settings = load_settings(env={})
+    out = tmp_path_factory.mktemp("asterisk-data")
+    assert main(["prompts", "build", "--out", str(out)]) == 0
+    return settings, out, json.loads((out / "sounds" / "hotline-sounds.json").read_text(encoding="utf-8"))
+
+
+def test_the_build_makes_every_needed_sound_and_the_hold_music(full_build) -> None:
+    settings, out, manifest = full_build
+    texts = sound_texts(settings)
+    zh = out / "sounds" / settings.sounds.language
+    for name in names(settings):
+        fmt, seconds, rms_db, clipped = wav_facts(zh / f"{name}.wav")
+        assert fmt == (1, 2, 8000), name
+        assert rms_db > -35 and clipped == 0, (name, rms_db, clipped)
+        assert 0.15 * len(texts[name]) < seconds < 0.8 * len(texts[name]) + 0.5, (name, seconds)
+    assert set(manifest["sounds"]) == set(names(settings))
+    music = sorted((out / "moh").glob("*.wav"))
+    assert [p.stem for p in music] == [p.name for p in PIECES]
+    total = 0.0
+    for path in music:
+        fmt, seconds, rms_db, clipped = wav_facts(path)
+        assert fmt == (1, 2, 8000) and seconds > 45 and -30 < rms_db < -15 and clipped == 0, path
+        total += seconds
+    assert total > 150                                   # a few minutes before anything repeats
+    assert "Apache-2.0" in manifest["licence"]["music"]
