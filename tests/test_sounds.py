@@ -15,10 +15,11 @@ import shutil
 import wave
 from array import array
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 import pytest
+import yaml
 
 from asr.audio import read_pcm, write_wav
 from hotline.asterisk.parse import parse_file
@@ -282,3 +283,70 @@ def test_the_build_makes_every_needed_sound_and_the_hold_music(full_build) -> No
         total += seconds
     assert total > 150                                   # a few minutes before anything repeats
     assert "Apache-2.0" in manifest["licence"]["music"]
+
+
+def sound_volume_problems(compose: dict, etc: Path) -> list[str]:
+    """musiconhold.conf's class default and Asterisk's sounds folder, resolved as Asterisk
+    does (relative to astdatadir), must be volumes that hotline-sounds fills, read-only
+    for Asterisk, which starts after the job."""
+    data_dir = PurePosixPath(parse_file(etc / "asterisk.conf").get("directories").get("astdatadir"))
+    moh_dir = data_dir / parse_file(etc / "musiconhold.conf").get("default").get("directory")
+    services = compose.get("services", {})
+    if "hotline-sounds" not in services:
+        return ["no hotline-sounds job"]
+    asterisk_mounts = {PurePosixPath(v.split(":")[1]): v.split(":") for v in services["asterisk"].get("volumes", [])}
+    job = services["hotline-sounds"]
+    command = job.get("command", [])
+    job_out = PurePosixPath(command[command.index("--out") + 1]) if "--out" in command else None
+    job_mounts = {v.split(":")[0]: PurePosixPath(v.split(":")[1]) for v in job.get("volumes", [])}
+    problems = []
+    for inside_asterisk, sub in ((moh_dir, "moh"), (data_dir / "sounds", "sounds")):
+        if inside_asterisk not in asterisk_mounts:
+            problems.append(f"asterisk mounts nothing at {inside_asterisk}")
+            continue
+        volume, _, *mode = asterisk_mounts[inside_asterisk]
+        if volume not in (compose.get("volumes") or {}) or mode != ["ro"]:
+            problems.append(f"{inside_asterisk} is not a named volume mounted read-only")
+        if job_out is None or job_mounts.get(volume) != job_out / sub:
+            problems.append(f"hotline-sounds does not write {volume} as its --out {job_out}/{sub}")
+    depends = (services["asterisk"].get("depends_on") or {}).get("hotline-sounds") or {}
+    if depends.get("condition") != "service_completed_successfully":
+        problems.append("asterisk does not wait for hotline-sounds")
+    return problems
+
+
+def test_compose_puts_the_built_tree_where_asterisk_reads_it(full_build) -> None:
+    settings, out, _ = full_build
+    etc = settings.asterisk_dir
+    text = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
+    compose = yaml.safe_load(text)
+    assert sound_volume_problems(compose, etc) == []
+    for breakage in (
+        lambda d: d["services"]["asterisk"]["volumes"].remove("asterisk-moh:/var/lib/asterisk/moh:ro"),
+        lambda d: d["services"]["asterisk"]["volumes"].__setitem__(
+            d["services"]["asterisk"]["volumes"].index("asterisk-sounds:/var/lib/asterisk/sounds:ro"),
+            "asterisk-sounds:/var/lib/asterisk/sounds"),
+        lambda d: d["services"]["hotline-sounds"]["volumes"].remove("asterisk-moh:/srv/asterisk-data/moh"),
+        lambda d: d["services"]["hotline-sounds"]["command"].__setitem__(3, "/srv/elsewhere"),
+        lambda d: d["services"]["asterisk"]["depends_on"].pop("hotline-sounds"),
+        lambda d: d["services"].pop("hotline-sounds"),
+    ):
+        broken = yaml.safe_load(text)
+        breakage(broken)
+        assert sound_volume_problems(broken, etc), breakage
+    # What the job writes there: the built tree holds the music and the prompts in those places.
+    data_dir = PurePosixPath(parse_file(etc / "asterisk.conf").get("directories").get("astdatadir"))
+    moh_dir = PurePosixPath(data_dir) / parse_file(etc / "musiconhold.conf").get("default").get("directory")
+    assert list((out / moh_dir.relative_to(data_dir)).glob("*.wav"))
+    assert (out / "sounds" / settings.sounds.language / f"{settings.menu.greeting}.wav").is_file()
+    queues = parse_file(etc / "queues.conf", config_dir=etc)
+    assert {q.get("musicclass") for q in queues.objects() if q.name != "general"} == {"default"}
+    # The job reads the live settings, Asterisk config and recordings, and starts from the image's build.
+    job = compose["services"]["hotline-sounds"]
+    assert {"./config/hotline.toml", "./config/asterisk", "./config/prompts"} <= {v.split(":")[0] for v in job["volumes"]}
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    image_build = re.search(r"^RUN hotline prompts build --out (\S+)", dockerfile, re.M)[1]
+    assert job["command"][job["command"].index("--cache") + 1] == image_build
+    assert "mkdir -p /srv/asterisk-data/sounds /srv/asterisk-data/moh" in dockerfile
+    modules = parse_file(etc / "modules.conf").get("modules")           # Asterisk can read .wav files
+    assert "format_wav.so" in [m.strip() for m in modules.get_all("load") + modules.get_all("require")]
