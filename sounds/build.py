@@ -67,6 +67,7 @@ class Report:
     out: Path
     sounds: dict[str, dict] = field(default_factory=dict)   # name -> manifest entry
     music: dict[str, dict] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)      # sounds left out (keep_going)
 
     def lines(self) -> list[str]:
         rows = [f"{name:28} {e['seconds']:6.2f} s  {e['made_by']}" for name, e in self.sounds.items()]
@@ -83,9 +84,19 @@ class _Step:
 
 
 async def build(settings: Settings, out: Path, synthesiser: Espeak, *, cache: Path | None = None,
-                only: set[str] | None = None, music: bool = True) -> Report:
+                only: set[str] | None = None, music: bool = True, keep_going: bool = False) -> Report:
     """Build the tree in ``out``; ``only`` limits it to those sound names (the
-    other files of an earlier build are kept), ``music`` = False skips the hold music."""
+    other files of an earlier build are kept), ``music`` = False skips the hold music.
+    A sound that cannot be made raises :class:`BuildError`; with ``keep_going`` it is
+    logged (``prompts.sound_unavailable``), listed in ``Report.problems`` and left out."""
+    report = Report(out)
+
+    def give_up(error: BuildError) -> None:
+        if not keep_going:
+            raise error
+        log.error("prompts.sound_unavailable", error=str(error))
+        report.problems.append(str(error))
+
     needs = required_sounds(settings, settings.asterisk_dir)
     if only is not None:
         unknown = only - {n.name for n in needs}
@@ -110,24 +121,35 @@ async def build(settings: Settings, out: Path, synthesiser: Espeak, *, cache: Pa
         steps.append(_Step(need, text, recording if recording.is_file() else None, found))
     missing = [s.need for s in steps if s.recording is None and s.text is None]
     if missing:
-        raise BuildError("no text and no recording for: " + "; ".join(
+        give_up(BuildError("no text and no recording for: " + "; ".join(
             f"{n.name} ({n.origin}): add its text to [sounds.texts] in hotline.toml or record "
-            f"{recordings / n.name}.wav" for n in missing))
+            f"{recordings / n.name}.wav" for n in missing)))
+        steps = [s for s in steps if s.need not in missing]
     unmade = [s.need.name for s in steps if s.recording is None and s.earlier is None]
     if unmade:
         try:
             synthesiser.tools()
         except SynthesisUnavailable as exc:
             more = f" and {len(unmade) - 1} more" if len(unmade) > 1 else ""
-            raise BuildError(f"cannot synthesise {unmade[0]}{more}: {exc}; or record them in {recordings}/ "
-                             f"(`hotline prompts list` names the files)") from exc
+            give_up(BuildError(f"cannot synthesise {unmade[0]}{more}: {exc}; or record them in {recordings}/ "
+                               f"(`hotline prompts list` names the files)"))
+            steps = [s for s in steps if s.need.name not in unmade]
 
-    async def make(step: _Step) -> dict:
+    async def make(step: _Step) -> dict | None:
+        try:
+            return await _make(step)
+        except BuildError as exc:
+            give_up(exc)
+            return None
+
+    async def _make(step: _Step) -> dict:
         entry = await _from_recording(step.recording) if step.recording else None
         if entry is None and step.earlier is not None:
             entry = {"text": step.text, "made_by": synthesiser.identity, "pcm": read_pcm(step.earlier)}
+        if entry is None and step.text is None:
+            raise BuildError(f"{step.recording} cannot be used and {step.need.name} has no text to speak "
+                             f"instead ({step.need.origin}): add it to [sounds.texts] in hotline.toml")
         if entry is None:
-            assert step.text is not None, step.need
             try:
                 pcm = trim_silence(await synthesiser.speak(step.text))
             except SynthesisUnavailable as exc:
@@ -138,9 +160,8 @@ async def build(settings: Settings, out: Path, synthesiser: Espeak, *, cache: Pa
         entry["origin"] = step.need.origin
         return entry
 
-    report = Report(out)
     entries = await asyncio.gather(*(make(step) for step in steps))
-    report.sounds = {step.need.name: entry for step, entry in zip(steps, entries)}
+    report.sounds = {step.need.name: entry for step, entry in zip(steps, entries) if entry is not None}
     if music:
         report.music = await _music(out / "moh", recordings / "moh", previous.get("music", {}),
                                     cached.get("music", {}), cache)

@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                        "and the synthesiser are the same")
     build.add_argument("--only", nargs="+", metavar="NAME", help="only these sounds (hotline/welcome ...)")
     build.add_argument("--no-music", action="store_true", help="leave the hold music out")
+    build.add_argument("--keep-going", action="store_true",
+                       help="build what can be built, report the rest and exit 0 (docker compose: Asterisk "
+                            "must start even if one sound cannot be made)")
     commands.add_parser("list", help="the sound files Asterisk plays, why, and what each says")
 
 
@@ -45,11 +48,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(build(settings, Path(args.out), engine(args.engine, settings.voice),
                                    cache=Path(args.cache) if args.cache else None,
-                                   only=set(args.only) if args.only else None, music=not args.no_music))
+                                   only=set(args.only) if args.only else None, music=not args.no_music,
+                                   keep_going=args.keep_going))
     except (BuildError, SynthesisUnavailable) as exc:
         print(f"hotline prompts build: {exc}", file=sys.stderr)
         return 2
     for line in report.lines():
         print(line)
     print(f"{len(report.sounds)} sounds and {len(report.music)} hold music files in {report.out}")
+    for problem in report.problems:
+        print(f"hotline prompts build: left out: {problem}", file=sys.stderr)
     return 0
