@@ -24,7 +24,7 @@ RUN curl -fsSL --retry 3 -o /tmp/model.zip "${VOSK_MODEL_URL}" \
 FROM python:3.11-slim-bookworm
 
 # espeak-ng speaks the prompts that have no recording (and knowledge-base answers);
-# sox resamples them to the 8 kHz of the phone line.
+# sox resamples them to the 8 kHz of the phone line and renders the hold music.
 RUN apt-get update -qq \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng sox \
     && rm -rf /var/lib/apt/lists/*
@@ -49,6 +49,16 @@ COPY . .
 RUN pip install . \
     && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin hotline \
     && mkdir -p /var/tmp/hotline-spill && chown hotline:hotline /var/tmp/hotline-spill
+
+# The sounds Asterisk plays, made offline from the settings at build time (README,
+# "Prompts and hold music"): the keypad menu's prompts, app_queue's position and wait
+# announcements and its Mandarin number words, spoken by espeak-ng, and the hold music,
+# composed with sox; recordings in config/prompts/ win. docker-compose.yml's
+# hotline-sounds job puts them into Asterisk's volumes, mounted at /srv/asterisk-data,
+# which belongs to the service's user so the volumes start with that ownership.
+RUN hotline prompts build --out /opt/hotline/asterisk-data \
+    && mkdir -p /srv/asterisk-data/sounds /srv/asterisk-data/moh \
+    && chown -R hotline:hotline /srv/asterisk-data
 
 USER hotline
 ENTRYPOINT ["hotline"]

@@ -74,9 +74,7 @@ async def _calls(settings: Settings, linkedid: str | None, limit: int) -> object
 def _asterisk_config(settings: Settings, check: bool) -> int:
     from hotline.asterisk.generate import stale_generated, write_generated
 
-    # config/asterisk sits beside the settings file, wherever that was read from.
-    base = settings.source.parent if settings.source else Path("config")
-    directory = base / "asterisk"
+    directory = settings.asterisk_dir
     if check:
         stale = stale_generated(settings, directory)
         if stale:
@@ -203,6 +201,18 @@ def _dead_letters_arguments(parser: argparse.ArgumentParser) -> None:
     add_arguments(parser)
 
 
+def _prompts_arguments(parser: argparse.ArgumentParser) -> None:
+    from sounds.commands import add_arguments
+
+    add_arguments(parser)
+
+
+def _run_prompts(settings: Settings, args: argparse.Namespace) -> int:
+    from sounds.commands import run
+
+    return run(settings, args)
+
+
 def _run_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     from ivr.calls.dead_letters import run
 
@@ -276,6 +286,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("tokens", "API tokens for machines (create, list, revoke)", _tokens_arguments, _run_tokens),
     Command("dead-letters", "rows PostgreSQL refused: list them, replay them once fixed",
             _dead_letters_arguments, _run_dead_letters),
+    Command("prompts", "the Mandarin sounds and hold music Asterisk plays (build, list)", _prompts_arguments,
+            _run_prompts),
 )
 
 

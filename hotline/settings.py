@@ -42,6 +42,7 @@ class KeypadMenu:
     name: str
     prompt: str
     options: Mapping[str, str]  # digit -> department code or "@menu"
+    title: str = ""             # what another menu's prompt calls this one ("其他业务")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,22 @@ class MenuSettings:
     operator_digit: str
     fallback_department: str
     keypads: Mapping[str, KeypadMenu]
+    # What the keypad menu's sound files say ([menu.texts]; `hotline prompts build`).
+    texts: Mapping[str, str] = field(default_factory=dict)
+
+
+# [menu.texts]: the greeting, retry and transfer sounds, and the pieces a keypad
+# menu's prompt is made of (sounds.texts.keypad_prompt).
+MENU_TEXTS = ("greeting", "choose", "option", "operator", "invalid", "no_input", "transfer")
+
+
+@dataclass(frozen=True)
+class SoundSettings:
+    """The sounds Asterisk plays itself ([sounds]): `hotline prompts build` speaks
+    them into Asterisk's sounds tree for ``language``."""
+
+    language: str                # the callers' endpoints' language (pjsip.conf language = zh)
+    texts: Mapping[str, str]     # sound file name -> what it says (app_queue's, the dialplan's)
 
 
 VOICE_PROMPTS = ("greeting", "reprompt", "confirm", "confirm_again", "transfer", "operator", "followup",
@@ -303,6 +320,7 @@ class Settings:
     departments: tuple[Department, ...]
     asr: AsrSettings
     voice: VoiceSettings
+    sounds: SoundSettings
     # Extensions whose phones may use the supervisor codes (*1 listen, *2 whisper,
     # *3 barge); each is one of the departments' extensions. Generated into
     # pjsip_extensions.conf as set_var = HOTLINE_ROLE=supervisor on those endpoints.
@@ -322,6 +340,11 @@ class Settings:
             if dept.queue == queue:
                 return dept
         return None
+
+    @property
+    def asterisk_dir(self) -> Path:
+        """config/asterisk beside the settings file, wherever that was read from."""
+        return (self.source.parent if self.source else DEFAULT_CONFIG.parent) / "asterisk"
 
     @property
     def fallback_queue(self) -> str:
@@ -409,7 +432,7 @@ def _section(raw: Mapping[str, Any], name: str, cls: type) -> Any:
 _VOICE_DEFAULTS: dict[str, Any] = {
     "enabled": True, "audiosocket_address": "127.0.0.1:9092", "connect_timeout": 3.0,
     "answer_timeout": 8.0, "listen_grammar": "free", "max_answers": 3, "prompt_dir": "prompts",
-    "tts_command": "espeak-ng", "tts_voice": "cmn", "tts_speed": 165,
+    "tts_command": "espeak-ng", "tts_voice": "cmn-latn-pinyin", "tts_speed": 165,
 }
 
 
@@ -435,11 +458,27 @@ def _voice(raw: Mapping[str, Any] | None, config_dir: Path) -> VoiceSettings:
     return VoiceSettings(**merged, prompts=prompts)
 
 
+def _sounds(raw: Mapping[str, Any] | None) -> SoundSettings:
+    values = dict(raw or {})
+    texts = values.pop("texts", None) or {}
+    unknown = sorted(set(values) - {"language"})
+    if unknown:
+        raise SettingsError(f"[sounds] has unknown setting(s): {', '.join(unknown)}")
+    language = values.get("language", "zh")
+    if not isinstance(language, str) or not language.replace("_", "").isalnum():
+        raise SettingsError("[sounds] language must be a language code such as zh")
+    bad = sorted(k for k, v in texts.items() if not isinstance(v, str) or not v.strip())
+    if bad:
+        raise SettingsError(f"[sounds.texts] {', '.join(bad)} must be non-empty text")
+    return SoundSettings(language=language, texts=dict(texts))
+
+
 def _build(raw: Mapping[str, Any], config_dir: Path) -> Settings:
     menu_raw = dict(raw.get("menu") or {})
     keypads_raw = menu_raw.pop("keypad", None) or {}
     keypads = {
-        name: KeypadMenu(name=name, prompt=body.get("prompt", ""), options=dict(body.get("options", {})))
+        name: KeypadMenu(name=name, prompt=body.get("prompt", ""), options=dict(body.get("options", {})),
+                         title=body.get("title", ""))
         for name, body in keypads_raw.items()
     }
     menu = _section({"menu": {**menu_raw, "keypads": keypads}}, "menu", MenuSettings)
@@ -466,6 +505,7 @@ def _build(raw: Mapping[str, Any], config_dir: Path) -> Settings:
         departments=tuple(departments),
         asr=AsrSettings.from_mapping(raw.get("asr"), base=config_dir),
         voice=_voice(raw.get("voice"), config_dir),
+        sounds=_sounds(raw.get("sounds")),
         supervisors=_supervisors(raw.get("supervisors", [])),
         carrier=_carrier(raw.get("carrier")),
         agents=_agents(raw.get("agents")),
@@ -551,6 +591,15 @@ def validate(settings: Settings) -> None:
                     raise SettingsError(f"menu.keypad.{keypad.name}: {digit} opens unknown menu {target}")
             elif target not in codes:
                 raise SettingsError(f"menu.keypad.{keypad.name}: {digit} names unknown department {target!r}")
+    missing = [name for name in MENU_TEXTS if not str(menu.texts.get(name, "")).strip()]
+    if missing:
+        raise SettingsError(f"[menu.texts] is missing {', '.join(missing)}")
+    for keypad in menu.keypads.values():
+        opened = [t[1:] for t in keypad.options.values() if t.startswith("@")]
+        untitled = [m for m in opened if not menu.keypads[m].title]
+        if untitled:
+            raise SettingsError(f"menu.keypad.{keypad.name} opens menu {untitled[0]!r}, which has no title "
+                                f"to announce it by")
     voice = settings.voice
     if voice.listen_grammar not in ("free", "knowledge"):
         raise SettingsError("voice.listen_grammar must be 'free' or 'knowledge'")

@@ -3,6 +3,8 @@ and a clear failure when neither exists."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from dataclasses import replace
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from asr.audio import write_wav
 from hotline.settings import SettingsError, load_settings
 from ivr.menu.prompts import PromptLibrary, PromptUnavailable
+from sounds.texts import sound_texts
 
 
 @pytest.fixture
@@ -70,3 +73,17 @@ def test_voice_settings_are_checked(tmp_path):
     other = load_settings(env={"HOTLINE_ASR_MODEL_PATH": "/models/other", "HOTLINE_ASR_MODEL_CHECKSUMS": ""})
     assert other.asr.model_checksums == ""
     assert settings.voice.prompt_dir == settings.source.parent / "prompts"
+
+
+def test_the_voice_reads_our_mandarin_as_mandarin() -> None:
+    """Debian 12's espeak-ng 1.51 `cmn` voice turns a character into pinyin with a tone
+    digit and reads that with its English rules ("您好" -> "nin two hao three"); the
+    configured voice must read every text the hotline speaks with Mandarin rules."""
+    settings = load_settings(env={})
+    department = settings.departments[0].name
+    spoken_texts = list(sound_texts(settings).values()) + [
+        text.format(department=department) for text in settings.voice.prompts.values()]
+    phonemes = subprocess.run([settings.voice.tts_command, "-v", settings.voice.tts_voice, "-x", "-q", "--stdin"],
+                              input="\n".join(spoken_texts).encode(), capture_output=True, check=True).stdout.decode()
+    assert "(en)" not in phonemes
+    assert len(re.findall(r"\d{2,3}", phonemes)) > 300          # tone marks: syllables said with tones
