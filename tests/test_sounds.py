@@ -248,8 +248,8 @@ def test_no_synthesiser_is_a_clear_error_naming_what_to_record(tmp_path: Path, m
 
 def test_a_sound_with_neither_text_nor_recording_is_named(tmp_path: Path, capsys) -> None:
     settings = config_copy(tmp_path, extensions_conf=lambda t: t.replace(
-        " same => n,Queue(general_queue)\n", " same => n,Playback(hotline/closed)\n same => n,Queue(general_queue)\n",
-        1))
+        " same => n(fallback),Set(TIMEOUT(absolute)=0)\n",
+        " same => n(fallback),Set(TIMEOUT(absolute)=0)\n same => n,Playback(hotline/closed)\n", 1))
     with pytest.raises(BuildError, match=r"hotline/closed \(extensions.conf \[hotline\] line \d+: Playback\): "
                                          r"add its text to \[sounds.texts\]"):
         asyncio.run(build(settings, tmp_path / "out", Espeak.from_voice(settings.voice), music=False))
