@@ -1,6 +1,7 @@
 """Reconnects, resyncs and bad bytes on the AMI socket, end to end."""
 
 import logging
+from datetime import datetime, timezone
 
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -18,7 +19,7 @@ from tests.bridge_harness import (
     timeline_kinds,
 )
 from tests.conftest import ASTERISK_FIXTURES
-from tests.standin import AmiStandIn, Transcript, expect_of
+from tests.standin import AmiStandIn, Emulator, Transcript, expect_of, find_action_id, recorded_list
 
 RESTART_CALL = "1795313857.8"
 ABANDONED_CALL = "1795313813.2"
@@ -195,3 +196,23 @@ async def test_garbage_truncated_frame_and_unknown_event_are_logged_and_ignored(
         await conn.execute("TRUNCATE calls CASCADE")
     await replay_call(clean, settings, db, ABANDONED_CALL)
     assert await timeline_kinds(db, ABANDONED_CALL) == noisy_kinds
+
+
+async def test_a_caller_queued_across_a_reconnect_gets_the_queue_and_when(settings, db):
+    """A caller joined social_security while the bridge was away and still waits
+    when it logs in (capture 4's listings: CoreShowChannels shows the channel in
+    Queue, QueueStatus's QueueEntry says the queue and the wait)."""
+    actions = Transcript.load(ASTERISK_FIXTURES / "actions.jsonl")
+    emulator = Emulator()
+    emulator.lists["CoreShowChannels"] = recorded_list(actions, find_action_id(actions, "CoreShowChannels"))
+    emulator.lists["QueueStatus"] = recorded_list(actions, find_action_id(actions, "QueueStatus"))
+    async with AmiStandIn([], emulator=emulator) as server:
+        async with bridge_on(server, settings, db) as core:
+            logged_in = datetime.now(timezone.utc)
+            await core.settle()
+    row = await call_row(db, "1795313835.4")
+    assert row["queue"] == "social_security" and row["department"] == "social_security"
+    assert row["queued_at"] is not None and abs((logged_in - row["queued_at"]).total_seconds() - 1) < 1
+    assert row["outcome"] == "in_progress"
+    waiting = await timeline_detail(db, "1795313835.4", "queue.waiting")
+    assert waiting == [{"queue": "social_security", "position": 1, "wait_seconds": 1}]

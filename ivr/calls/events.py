@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 
 from hotline.core import Core
 from hotline.logs import get_logger
-from ivr.ami import AmiConnection
-from ivr.ami.message import Event
+from ivr.ami import AmiConnection, AmiError
+from ivr.ami.message import Event, list_items
 from ivr.calls import store
 from ivr.calls.tracker import CallTracker
 
@@ -38,6 +38,7 @@ class CallEvents:
         now = datetime.now(timezone.utc)
         writer = self.core.writer
         writer.submit(self.tracker.resync(channels, now, session=ami.logins))
+        writer.submit(self.tracker.queue_entries(await self._queue_entries(ami), now, session=ami.logins))
         await writer.flush()
         async with self.core.pool.acquire() as conn:
             still_open = await store.open_calls(conn)
@@ -46,3 +47,13 @@ class CallEvents:
             log.warning("calls.lost_while_disconnected", count=len(lost.calls))
         writer.submit(lost)
         log.info("calls.resynced", channels=len(channels), lost_calls=len(lost.calls))
+
+    async def _queue_entries(self, ami: AmiConnection) -> list[Event]:
+        """The callers waiting in queues now (QueueStatus's QueueEntry items)."""
+        try:
+            listing = await ami.request({"Action": "QueueStatus"}, as_list=None)
+        except AmiError as exc:
+            log.error("calls.queue_status_failed", error=repr(exc),
+                      detail="callers queued while the bridge was away keep no queue until their next event")
+            return []
+        return list_items(listing, "queueentry")

@@ -442,6 +442,27 @@ class CallTracker:
             self._remember_ended(uniqueid, channel.linkedid)
         return changes
 
+    def queue_entries(self, entries: Iterable[Event], now: datetime, session: int) -> ChangeSet:
+        """QueueStatus's QueueEntry items after a (re)connect: a caller who joined
+        the queue while the bridge was away gets the queue, its department and
+        when it was queued (``Wait`` seconds ago); a call that has them keeps them."""
+        changes = ChangeSet()
+        for item in entries:
+            uniqueid, queue = item.get("uniqueid"), item.get("queue")
+            linkedid = self.linkedid_of(str(uniqueid)) if uniqueid else None
+            if not linkedid or not queue:
+                continue
+            wait = _int(item.get("wait"))
+            queued_at = now - timedelta(seconds=wait) if wait is not None else None
+            self._facts(changes, linkedid, started_at=queued_at or now, queue=queue, queued_at=queued_at,
+                        department=self._queue_departments.get(str(queue)))
+            changes.timeline.append(TimelineEntry(
+                linkedid=linkedid, uniqueid=uniqueid, occurred_at=now, kind="queue.waiting",
+                detail={"queue": queue, "position": _int(item.get("position")), "wait_seconds": wait},
+                dedupe_key=dedupe_key("queue-resync", session, uniqueid, queue),
+            ))
+        return changes
+
     def close_lost_calls(self, open_calls: Iterable[Mapping[str, Any]], now: datetime) -> ChangeSet:
         """Calls the store still has open but that have no live channel after a
         resync ended while the bridge was away: mark them lost and register their
