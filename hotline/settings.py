@@ -284,6 +284,41 @@ class CarrierSettings:
 
 
 @dataclass(frozen=True)
+class ReconcileSettings:
+    """What Asterisk writes down itself, read after every start and AMI login
+    (and every ``interval`` seconds) to catch up with calls the bridge did not
+    see (``[reconcile]``; README, "Calls while the bridge was down"). An empty
+    path leaves that source out."""
+
+    queue_log: str = "/var/log/asterisk/queue_log"
+    cdr_csv: str = "/var/log/asterisk/cdr-csv/Master.csv"
+    interval: float = 300.0           # seconds between runs besides start-up and logins (0: none)
+    # Lines younger than this wait for the next run: their AMI events may still be on the way.
+    settle_seconds: float = 5.0
+    # A recording of a call nobody knows of, written to this recently, may belong to a
+    # call still going on: not swept yet.
+    recording_quiet_seconds: float = 60.0
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> "ReconcileSettings":
+        data = dict(data or {})
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise SettingsError(f"[reconcile] has unknown setting(s): {', '.join(unknown)}")
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            default = getattr(cls, name)
+            if isinstance(default, str) and not isinstance(value, str):
+                raise SettingsError(f"[reconcile] {name} must be a string (a path, or empty)")
+            if isinstance(default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise SettingsError(f"[reconcile] {name} must be a number of seconds, 0 or more")
+                value = float(value)
+            values[name] = value
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class ServiceSettings:
     name: str
     public_number: str
@@ -327,6 +362,7 @@ class Settings:
     supervisors: tuple[str, ...] = ()
     carrier: CarrierSettings = CarrierSettings()
     agents: AgentSettings = field(default_factory=AgentSettings)
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     source: Path | None = field(default=None, compare=False)
 
     def department(self, code: str) -> Department:
@@ -381,6 +417,8 @@ _ENV_OVERRIDES: tuple[tuple[str, str, str, type], ...] = (
     ("HOTLINE_AUDIOSOCKET_HOST", "asr", "audiosocket_host", str),
     ("HOTLINE_AUDIOSOCKET_ADDRESS", "voice", "audiosocket_address", str),
     ("HOTLINE_DEVELOPMENT", "service", "development", boolean),
+    ("HOTLINE_QUEUE_LOG", "reconcile", "queue_log", str),
+    ("HOTLINE_CDR_CSV", "reconcile", "cdr_csv", str),
 )
 
 
@@ -509,6 +547,7 @@ def _build(raw: Mapping[str, Any], config_dir: Path) -> Settings:
         supervisors=_supervisors(raw.get("supervisors", [])),
         carrier=_carrier(raw.get("carrier")),
         agents=_agents(raw.get("agents")),
+        reconcile=ReconcileSettings.from_mapping(raw.get("reconcile")),
     )
 
 

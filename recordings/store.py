@@ -58,3 +58,12 @@ async def save_recording(conn: asyncpg.Connection, linkedid: str, uniqueid: str,
 
 async def recordings_of_call(conn: asyncpg.Connection, linkedid: str) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT * FROM recordings WHERE linkedid = $1 ORDER BY id", linkedid)
+
+
+async def registered_paths(conn: asyncpg.Connection, asterisk_paths: Sequence[str]) -> set[str]:
+    """Those of these files the index already has a row for."""
+    if not asterisk_paths:
+        return set()
+    rows = await conn.fetch("SELECT asterisk_path FROM recordings WHERE asterisk_path = ANY($1::text[])",
+                            list(asterisk_paths))
+    return {r["asterisk_path"] for r in rows}

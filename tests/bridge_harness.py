@@ -24,9 +24,11 @@ RECORDED_MONITOR = ASTERISK_FIXTURES / "recordings" / "monitor"
 
 
 def install_recordings(settings: Settings) -> Path:
-    """Put the captured MixMonitor files where the bridge looks for them."""
+    """Put the captured MixMonitor files where the bridge looks for them, as
+    files just written: the calls they belong to are about to be replayed, so
+    for the catch-up's sweep they are still being recorded."""
     target = Path(settings.recordings.local_dir)
-    shutil.copytree(RECORDED_MONITOR, target, dirs_exist_ok=True)
+    shutil.copytree(RECORDED_MONITOR, target, dirs_exist_ok=True, copy_function=shutil.copyfile)
     return target
 
 

@@ -76,4 +76,7 @@ def settings(tmp_path) -> Settings:
         calls={"flush_interval": 0.02},
         recordings={"local_dir": str(tmp_path / "monitor"), "settle_seconds": 0.0,
                     "missing_retries": 1},
+        # Asterisk's own records (queue_log, Master.csv): in the test's folder, absent until a test writes them.
+        reconcile={"queue_log": str(tmp_path / "asterisk-logs" / "queue_log"),
+                   "cdr_csv": str(tmp_path / "asterisk-logs" / "cdr-csv" / "Master.csv")},
     )

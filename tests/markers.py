@@ -82,6 +82,8 @@ SLOW_TESTS = frozenset({
     # ~3 s: the module's full `hotline prompts build` (every sound, the hold music), shared
     "test_sounds.py::test_the_build_makes_every_needed_sound_and_the_hold_music",
     "test_sounds.py::test_compose_puts_the_built_tree_where_asterisk_reads_it",
+    # 1.1 s: E8/E9's captured call runs to its hangup, then the service starts again
+    "test_reconcile.py::test_the_recording_of_a_call_spanning_a_restart_is_registered",
 })
 
 

@@ -1343,6 +1343,11 @@ def compose_problems(doc: dict, settings: Settings) -> list[str]:
         problems.append(f"asterisk has no named volume at recordings.asterisk_dir {settings.recordings.asterisk_dir}")
     elif rec_app != [(rec_ast[0], True)]:
         problems.append(f"hotline does not mount the same volume read-only at recordings.local_dir {settings.recordings.local_dir}")
+    logs_ast = [src for src, dst, _ in ast_mounts if dst == "/var/log/asterisk"]
+    logs_app = [(src, dst, ro) for src, dst, ro in app_mounts if logs_ast and src == logs_ast[0]]
+    for name, path in (("queue_log", settings.reconcile.queue_log), ("cdr_csv", settings.reconcile.cdr_csv)):
+        if path and not any(ro and Path(path).is_relative_to(dst) for _, dst, ro in logs_app):
+            problems.append(f"hotline does not see Asterisk's log volume read-only at reconcile.{name} {path}")
     dep = (ast.get("depends_on") or {}).get("hotline-init") if isinstance(ast.get("depends_on"), dict) else None
     if not dep or dep.get("condition") != "service_completed_successfully":
         problems.append("asterisk does not wait for hotline-init to complete successfully")
@@ -1397,6 +1402,10 @@ def test_docker_compose(settings: Settings) -> None:
         lambda d: d["services"]["hotline"]["environment"].pop("HOTLINE_AMI_SECRET_FILE"),
         lambda d: d["services"]["hotline"]["volumes"].remove("./config/asterisk/secrets:/etc/hotline/secrets:ro"),
         lambda d: d["services"]["hotline"]["environment"].__setitem__("HOTLINE_DEVELOPMENT", "1"),
+        lambda d: d["services"]["hotline"]["volumes"].remove("asterisk-logs:/var/log/asterisk:ro"),
+        lambda d: d["services"]["hotline"]["volumes"].__setitem__(
+            d["services"]["hotline"]["volumes"].index("asterisk-logs:/var/log/asterisk:ro"),
+            "asterisk-logs:/var/log/asterisk"),
     ]
     for breakage in breakages:
         broken = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
@@ -1428,3 +1437,36 @@ def test_dockerfile_fetches_and_verifies_the_speech_model() -> None:
     assert Path(settings.asr.model_checksums).name == f"{model}.sha256"
     sums = (REPO / "asr" / "engine" / "checksums" / f"{model}.sha256").read_text().split()
     assert sums[1::2] == ["am/final.mdl", "graph/HCLr.fst", "graph/Gr.fst", "ivector/final.ie"]
+
+
+def persisted_record_problems(etc: Path, settings: Settings) -> list[str]:
+    """Asterisk must write what the catch-up (ivr/calls/catch_up.py) reads, where it
+    reads it and in the format its parsers expect (ivr/calls/asterisk_logs.py)."""
+    problems = []
+    logdir = load(etc, "asterisk.conf").get("directories").get("astlogdir", "/var/log/asterisk")
+    cdr = load(etc, "cdr.conf")
+    if (cdr.get("general").get("enable") or "yes").lower() not in ("yes", "true", "1", "on"):
+        problems.append("cdr.conf: CDRs are disabled")
+    csv = cdr.find("csv")
+    for option in ("usegmtime", "loguniqueid", "loguserfield"):
+        if not csv or (csv[0].get(option) or "no").lower() not in ("yes", "true", "1", "on"):
+            problems.append(f"cdr.conf [csv] {option} is not yes: Master.csv would not be what the catch-up parses")
+    if settings.reconcile.cdr_csv != f"{logdir}/cdr-csv/Master.csv":
+        problems.append(f"reconcile.cdr_csv {settings.reconcile.cdr_csv} is not {logdir}/cdr-csv/Master.csv")
+    general = load(etc, "logger.conf").find("general")
+    queue_log = (general[0].get("queue_log") if general else None) or "yes"
+    name = (general[0].get("queue_log_name") if general else None) or "queue_log"
+    if queue_log.lower() not in ("yes", "true", "1", "on"):
+        problems.append("logger.conf: queue_log is off")
+    if settings.reconcile.queue_log != f"{logdir}/{name}":
+        problems.append(f"reconcile.queue_log {settings.reconcile.queue_log} is not {logdir}/{name}")
+    return problems
+
+
+def test_asterisk_writes_the_records_the_catch_up_reads(etc: Path, settings: Settings) -> None:
+    assert persisted_record_problems(etc, settings) == []
+    for name, change in (("cdr.conf", sub(r"^loguniqueid = yes", "loguniqueid = no")),
+                         ("cdr.conf", sub(r"^usegmtime = yes\n", "")),
+                         ("logger.conf", sub(r"^\[general\]$", "[general]\nqueue_log = no")),
+                         ("logger.conf", sub(r"^\[general\]$", "[general]\nqueue_log_name = qlog"))):
+        assert persisted_record_problems(edited(etc, name, change), settings), (name, change)

@@ -8,6 +8,7 @@ thousands of events a second.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
@@ -16,7 +17,8 @@ import asyncpg
 from hotline.facts import CallFacts, TimelineEntry
 
 # Call columns the tracker may set, with their SQL types. Facts are write-once
-# (COALESCE keeps the stored value), except started_at, which keeps the earliest.
+# (COALESCE keeps the stored value), except started_at, which keeps the earliest,
+# and reconciled_from, a set that grows (see SOURCES_SEPARATOR).
 CALL_COLUMNS: dict[str, str] = {
     "started_at": "timestamptz",
     "caller_channel": "text",
@@ -39,7 +41,17 @@ CALL_COLUMNS: dict[str, str] = {
     "lost_at": "timestamptz",
     "recording_path": "text",
     "ended_by": "text",
+    "reconciled_from": "text",
 }
+# reconciled_from holds the sources that made or completed a call, sorted and
+# joined with this; facts from another source add to it instead of being dropped.
+SOURCES_SEPARATOR = ","
+
+
+def sources_union(*values: str | None) -> str | None:
+    """The sorted union of comma-separated source sets (None when empty)."""
+    found = {s for v in values if v for s in v.split(SOURCES_SEPARATOR) if s}
+    return SOURCES_SEPARATOR.join(sorted(found)) or None
 
 
 def merge_calls(facts: Iterable[CallFacts], now: datetime) -> list[dict[str, Any]]:
@@ -54,6 +66,8 @@ def merge_calls(facts: Iterable[CallFacts], now: datetime) -> list[dict[str, Any
         for column, value in fact.fields.items():
             if column == "started_at":
                 row[column] = min(row.get(column, value), value)
+            elif column == "reconciled_from":
+                row[column] = sources_union(row.get(column), value)
             else:
                 row.setdefault(column, value)
     for row in merged.values():
@@ -73,8 +87,15 @@ ON CONFLICT (linkedid) DO UPDATE SET
     columns=", ".join(CALL_COLUMNS),
     params=", ".join(f"${i}::{t}[]" for i, t in enumerate(CALL_COLUMNS.values(), start=2)),
     updates=",\n    ".join(
-        f"{c} = COALESCE(calls.{c}, EXCLUDED.{c})" for c in CALL_COLUMNS if c != "started_at"
-    ),
+        f"{c} = COALESCE(calls.{c}, EXCLUDED.{c})" for c in CALL_COLUMNS
+        if c not in ("started_at", "reconciled_from")
+    ) + """,
+    reconciled_from = CASE
+        WHEN calls.reconciled_from IS NULL OR EXCLUDED.reconciled_from IS NULL
+            THEN COALESCE(calls.reconciled_from, EXCLUDED.reconciled_from)
+        ELSE (SELECT string_agg(DISTINCT s, ',' ORDER BY s)
+              FROM unnest(string_to_array(calls.reconciled_from || ',' || EXCLUDED.reconciled_from, ',')) AS s)
+    END""",
 )
 
 _INSERT_TIMELINE = """
@@ -196,3 +217,64 @@ async def dead_letters(conn: asyncpg.Connection, ids: Sequence[int] | None = Non
 
 async def mark_replayed(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
     await conn.execute("UPDATE write_dead_letters SET replayed_at = now() WHERE id = ANY($1::bigint[])", list(ids))
+
+
+# -- catching up with Asterisk's own records (ivr/calls/catch_up.py) -----------------------
+
+# What the reconciler may fill in, and needs to know is already there.
+RECONCILED_COLUMNS = tuple(c for c in CALL_COLUMNS if c not in ("menu_started_at", "hangup_cause",
+                                                                 "hangup_cause_text", "ended_by"))
+
+
+async def calls_by_linkedid(conn: asyncpg.Connection, linkedids: Sequence[str]) -> dict[str, asyncpg.Record]:
+    """The stored facts of these calls (those that exist), by linkedid."""
+    if not linkedids:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT linkedid, {', '.join(RECONCILED_COLUMNS)} FROM calls WHERE linkedid = ANY($1::text[])",
+        list(linkedids))
+    return {r["linkedid"]: r for r in rows}
+
+
+@dataclass(frozen=True)
+class LogPosition:
+    """How far one of Asterisk's files was read (a sink row of the call writer,
+    written in the same transaction as the facts read up to there)."""
+
+    node: str
+    source: str
+    path: str
+    device: int
+    inode: int
+    head_sha1: str
+    byte_offset: int
+    lines_read: int
+    lines_skipped: int
+
+
+async def log_positions(conn: asyncpg.Connection, node: str) -> dict[str, LogPosition]:
+    rows = await conn.fetch(
+        """SELECT node, source, path, device, inode, head_sha1, byte_offset, lines_read, lines_skipped
+           FROM asterisk_log_positions WHERE node = $1""", node)
+    return {r["source"]: LogPosition(**dict(r)) for r in rows}
+
+
+_SAVE_POSITION = """
+INSERT INTO asterisk_log_positions (node, source, path, device, inode, head_sha1, byte_offset,
+                                    lines_read, lines_skipped)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (node, source) DO UPDATE SET
+    path = EXCLUDED.path, device = EXCLUDED.device, inode = EXCLUDED.inode,
+    head_sha1 = EXCLUDED.head_sha1, byte_offset = EXCLUDED.byte_offset,
+    lines_read = asterisk_log_positions.lines_read + EXCLUDED.lines_read,
+    lines_skipped = asterisk_log_positions.lines_skipped + EXCLUDED.lines_skipped,
+    updated_at = now()
+"""
+
+
+async def save_log_positions(conn: asyncpg.Connection, rows: Sequence[LogPosition]) -> None:
+    """The call writer's ``asterisk_log_positions`` sink; ``lines_read`` and
+    ``lines_skipped`` are what this row adds."""
+    for r in rows:
+        await conn.execute(_SAVE_POSITION, r.node, r.source, r.path, r.device, r.inode, r.head_sha1,
+                           r.byte_offset, r.lines_read, r.lines_skipped)

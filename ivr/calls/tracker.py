@@ -113,6 +113,11 @@ class CallTracker:
     def live_channels(self) -> int:
         return len(self._channels)
 
+    @property
+    def live_uniqueids(self) -> frozenset[str]:
+        """The channels Asterisk has now, as far as the events and the last resync tell."""
+        return frozenset(self._channels)
+
     def linkedid_of(self, uniqueid: str) -> str | None:
         channel = self._channels.get(uniqueid)
         if channel is not None:
