@@ -12,7 +12,7 @@ import pytest
 
 from hotline.logs import configure_logging
 from hotline.settings import Settings, load_settings
-from tests.pg import ThrowawayCluster, create_migrated_database, with_database
+from tests.pg import create_migrated_database, postgres_server, with_database
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ASTERISK_FIXTURES = FIXTURES / "asterisk"
@@ -25,14 +25,8 @@ configure_logging("console")
 @pytest.fixture(scope="session")
 def postgres_server_url():
     """The URL of an admin database on a server the tests may create databases on."""
-    if os.environ.get("DATABASE_URL"):
-        yield os.environ["DATABASE_URL"]
-        return
-    cluster = ThrowawayCluster()
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
+    with postgres_server() as (url, _cluster):
+        yield url
 
 
 @pytest.fixture(scope="session")
