@@ -51,7 +51,7 @@ class MembershipEvents:
         self.desk.apply(event, event_time(event, received_at))
 
     async def resync(self, ami: AmiConnection, channels: list[Event]) -> None:
-        listing = await ami.request({"Action": "QueueStatus"}, as_list=None)
+        listing = await self.core.queue_status(ami)
         now = datetime.now(timezone.utc)
         items = list_items(listing)
         queues = [str(m.get("queue")) for m in items if event_name(m) == "queueparams"]

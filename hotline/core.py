@@ -26,7 +26,7 @@ and shutdown are one function and nothing is left running.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import asyncpg
 
@@ -95,6 +95,7 @@ class Core:
         self._login_hooks: list[tuple[str, LoginHook]] = []
         self._shutdown_hooks: list[tuple[str, Callable[[AmiConnection], Awaitable[None]]]] = []
         self._drains: list[Drain] = []
+        self._queue_status: asyncio.Future | None = None   # this login's QueueStatus listing
         self.health.add("database", self._database_ok)
         self.health.add("database_writable", self._database_writable)
         self.health.add("writer_writing", lambda: not self.writer.failing)
@@ -134,6 +135,14 @@ class Core:
         """Run ``hook`` when the service stops, while AMI is still connected and
         after the heartbeat is retired (each gets SHUTDOWN_HOOK_SECONDS)."""
         self._shutdown_hooks.append((name, hook))
+
+    async def queue_status(self, ami: AmiConnection) -> Any:
+        """This login's QueueStatus listing (for ``list_items``), asked of Asterisk
+        once whichever login hook asks first: the calls' and the agents' resyncs
+        both read it, and a replayed session expects one."""
+        if self._queue_status is None:
+            self._queue_status = asyncio.ensure_future(ami.request({"Action": "QueueStatus"}, as_list=None))
+        return await asyncio.shield(self._queue_status)
 
     def on_settle(self, drain: Drain) -> None:
         """``drain()`` returns once the feature's background work is done."""
@@ -217,6 +226,7 @@ class Core:
     # -- internals ----------------------------------------------------------------------
 
     async def _logged_in(self, ami: AmiConnection) -> None:
+        self._queue_status = None
         listing = await ami.request({"Action": "CoreShowChannels"}, as_list=None)
         channels = list_items(listing, "coreshowchannel")
         for name, hook in self._login_hooks:

@@ -51,7 +51,7 @@ class CallEvents:
     async def _queue_entries(self, ami: AmiConnection) -> list[Event]:
         """The callers waiting in queues now (QueueStatus's QueueEntry items)."""
         try:
-            listing = await ami.request({"Action": "QueueStatus"}, as_list=None)
+            listing = await self.core.queue_status(ami)
         except AmiError as exc:
             log.error("calls.queue_status_failed", error=repr(exc),
                       detail="callers queued while the bridge was away keep no queue until their next event")
