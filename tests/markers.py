@@ -77,6 +77,12 @@ SLOW_TESTS = frozenset({
     "test_db_outage.py::test_a_recording_registered_while_the_database_is_read_only_is_stored_when_it_returns",  # 1.3 s
     "test_call_writer.py::test_what_a_writer_closed_during_an_outage_holds_is_written_by_the_next_one",  # 0.9 s
     "test_call_writer.py::test_a_backlog_past_max_is_spilled_to_disk_and_written_in_order",  # 0.9 s
+    # Headless Chromium (about 1 s to start, then real page loads)
+    "test_browser_accounts.py::test_an_agent_logs_in_sees_the_landing_page_and_logs_out",  # 3.1 s
+    "test_browser_accounts.py::test_a_wrong_password_shows_the_error",  # 1.9 s
+    "test_browser_accounts.py::test_repeated_failures_lock_the_login",  # 3.5 s
+    "test_browser_accounts.py::test_an_admin_creates_an_account",  # 2.9 s
+    "test_browser_accounts.py::test_a_form_without_its_csrf_token_is_refused",  # 2.8 s
     # argon2 with the production parameters (64 MiB, t=3), four hashes
     "test_accounts.py::test_hashing_runs_off_the_event_loop",  # 0.5 s alone, ~1 s beside other work
 })
