@@ -10,7 +10,7 @@ import subprocess
 from datetime import timedelta
 
 import pytest
-from aiohttp import TCPConnector
+from aiohttp import TCPConnector, WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
@@ -360,3 +360,19 @@ async def test_an_admin_creates_an_account_that_can_log_in(web_settings, db):
         assert "刘洋" in await (await newcomer.get("/")).text()
     created_rows = await audit_rows(db, "account.created")
     assert created_rows[-1]["actor"] == "account:1:admin" and created_rows[-1]["address"] == "127.0.0.1"
+
+
+async def test_a_session_opens_the_live_events_socket_only_from_this_site(client, web_settings, db):
+    """For the consoles to come: a browser's WebSocket rides on its session,
+    and a page on another site cannot open it with the person's cookie."""
+    await make_account(db, web_settings, "boss", Role.SUPERVISOR)
+    await log_in(client, "boss")
+    origin = f"http://{client.host}:{client.port}"
+    socket = await client.ws_connect("/ws/events", headers={"Origin": origin})
+    await socket.close()
+    with pytest.raises(WSServerHandshakeError) as refused:
+        await client.ws_connect("/ws/events", headers={"Origin": "http://evil.example"})
+    assert refused.value.status == 403
+    rows = await audit_rows(db, "events.followed", "csrf.refused")
+    assert [(r["action"], r["actor"]) for r in rows] == [("events.followed", "account:1:boss"),
+                                                         ("csrf.refused", "account:1:boss")]
