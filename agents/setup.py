@@ -31,6 +31,6 @@ def setup(app: web.Application, core: Core) -> None:
             log.warning("accounts.admin_check_failed", error=repr(exc))
             return
         log.warning("accounts.no_admin", hint="no admin account yet: create the first one with "
-                    f"'{FIRST_ADMIN_COMMAND.split('   #')[0]}' (asks for a password), then log in at /login")
+                    f"'{FIRST_ADMIN_COMMAND}' (asks for a password), then log in at /login")
 
     app.on_startup.append(first_admin_hint)

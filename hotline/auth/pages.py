@@ -30,8 +30,7 @@ log = get_logger(__name__)
 
 LOGIN_COOKIE = "hotline_login"     # the login form's double-submit token
 AUDIT_PAGE_ROWS = 100
-FIRST_ADMIN_COMMAND = ("hotline agents add --role admin --login admin --name 管理员"
-                       "   # 按提示输入密码")
+FIRST_ADMIN_COMMAND = "hotline agents add --role admin --login admin --name 管理员"   # asks for a password
 
 MESSAGES = {
     Outcome.BAD_CREDENTIALS: "用户名或密码错误。",
