@@ -23,7 +23,7 @@ from typing import Any, AsyncIterator, Mapping
 import asyncpg
 from aiohttp import WSMsgType, web
 
-from hotline import features
+from hotline import features, web as web_pages
 from hotline.auth.audit import record_request
 from hotline.auth.roles import Role, public, requires
 from hotline.core import Core
@@ -60,6 +60,7 @@ def create_app(settings: Settings, *, bridge: bool = True, pool: asyncpg.Pool | 
             await core.close()
 
     app.cleanup_ctx.append(core_context)
+    web_pages.setup(app, settings)     # templates, /static/, page headers: before any feature's pages
     for name in feature_names:
         module = features.setup_module(name)
         if module is not None:

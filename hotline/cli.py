@@ -195,6 +195,18 @@ def _run_tokens(settings: Settings, args: argparse.Namespace) -> int:
     return run(settings, args)
 
 
+def _agents_arguments(parser: argparse.ArgumentParser) -> None:
+    from agents.accounts.commands import add_arguments
+
+    add_arguments(parser)
+
+
+def _run_agents(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.accounts.commands import run
+
+    return run(settings, args)
+
+
 def _dead_letters_arguments(parser: argparse.ArgumentParser) -> None:
     from ivr.calls.dead_letters import add_arguments
 
@@ -284,6 +296,8 @@ COMMANDS: tuple[Command, ...] = (
             _run_knowledge),
     Command("calls", "recent calls, or one call's timeline", _calls_arguments, _run_calls),
     Command("tokens", "API tokens for machines (create, list, revoke)", _tokens_arguments, _run_tokens),
+    Command("agents", "people's accounts (add, list, disable, enable, reset-password, set-role)",
+            _agents_arguments, _run_agents),
     Command("dead-letters", "rows PostgreSQL refused: list them, replay them once fixed",
             _dead_letters_arguments, _run_dead_letters),
     Command("prompts", "the Mandarin sounds and hold music Asterisk plays (build, list)", _prompts_arguments,

@@ -142,11 +142,7 @@ class AsrSettings:
         """Build from the raw ``[asr]`` table; unknown keys and wrong types raise
         :class:`SettingsError` naming the key. Relative paths are taken from
         ``base`` (the settings file's folder)."""
-        data = dict(data or {})
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise SettingsError(f"[asr] has unknown setting(s): {', '.join(unknown)}")
+        data = _known_only(cls, "asr", data)
         values: dict[str, Any] = {}
         for name, value in data.items():
             values[name] = _coerce_asr(name, value, getattr(cls, name))
@@ -331,6 +327,69 @@ class ServiceSettings:
     development: bool = False
 
 
+def _known_only(cls: type, section: str, data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The raw ``[section]`` table as a dict; a key ``cls`` has no field for raises."""
+    data = dict(data or {})
+    unknown = sorted(set(data) - {f.name for f in fields(cls)})
+    if unknown:
+        raise SettingsError(f"[{section}] has unknown setting(s): {', '.join(unknown)}")
+    return data
+
+
+def _known_zone(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """People's sessions and logins (``[web]``); every field has a default, so the
+    section may be left out."""
+
+    session_max_age: float = 43200.0      # seconds a session lives at most (12 h: a shift and margin)
+    session_idle_timeout: float = 1800.0  # seconds without a request before it ends
+    # "auto": the cookie is Secure when the request came over HTTPS; true behind a
+    # TLS-terminating proxy (which aiohttp sees as plain HTTP); false never.
+    cookie_secure: str | bool = "auto"
+    lockout_failures: int = 5             # failed logins for one login within lockout_window
+    lockout_address_failures: int = 20    # failed logins from one address within lockout_window
+    lockout_window: float = 900.0         # seconds; a lockout ends when its failures are older
+    argon2_time_cost: int = 3             # argon2id parameters; hashes made with others are
+    argon2_memory_cost: int = 65536       # rehashed at the next login (KiB)
+    argon2_parallelism: int = 4
+    password_min_length: int = 10
+    time_zone: str = "Asia/Shanghai"      # how the pages show times (stored in UTC)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> "WebSettings":
+        data = _known_only(cls, "web", data)
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            default = getattr(cls, name)
+            if name == "cookie_secure":
+                if value != "auto" and not isinstance(value, bool):
+                    raise SettingsError('[web] cookie_secure must be "auto", true or false')
+            elif name == "time_zone":
+                if not isinstance(value, str) or not _known_zone(value):
+                    raise SettingsError(f"[web] time_zone {value!r} is not a known time zone (e.g. Asia/Shanghai)")
+            elif isinstance(default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                    raise SettingsError(f"[web] {name} must be a positive number of seconds")
+                value = float(value)
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SettingsError(f"[web] {name} must be a whole number, at least 1")
+            values[name] = value
+        settings = cls(**values)
+        if settings.argon2_memory_cost < 8 * settings.argon2_parallelism:
+            raise SettingsError("[web] argon2_memory_cost must be at least 8 KiB per lane (argon2_parallelism)")
+        return settings
+
+
 @dataclass(frozen=True)
 class AgentSettings:
     """The agents' queue membership and console states (agents/)."""
@@ -363,6 +422,8 @@ class Settings:
     carrier: CarrierSettings = CarrierSettings()
     agents: AgentSettings = field(default_factory=AgentSettings)
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+
+    web: WebSettings = field(default_factory=WebSettings)
     source: Path | None = field(default=None, compare=False)
 
     def department(self, code: str) -> Department:
@@ -374,6 +435,12 @@ class Settings:
     def department_for_queue(self, queue: str) -> Department | None:
         for dept in self.departments:
             if dept.queue == queue:
+                return dept
+        return None
+
+    def department_of_extension(self, extension: str) -> Department | None:
+        for dept in self.departments:
+            if extension in dept.extensions:
                 return dept
         return None
 
@@ -548,6 +615,7 @@ def _build(raw: Mapping[str, Any], config_dir: Path) -> Settings:
         carrier=_carrier(raw.get("carrier")),
         agents=_agents(raw.get("agents")),
         reconcile=ReconcileSettings.from_mapping(raw.get("reconcile")),
+        web=WebSettings.from_mapping(raw.get("web")),
     )
 
 

@@ -84,6 +84,15 @@ SLOW_TESTS = frozenset({
     "test_sounds.py::test_compose_puts_the_built_tree_where_asterisk_reads_it",
     # 1.1 s: E8/E9's captured call runs to its hangup, then the service starts again
     "test_reconcile.py::test_the_recording_of_a_call_spanning_a_restart_is_registered",
+
+    # Headless Chromium (about 1 s to start, then real page loads)
+    "test_browser_accounts.py::test_an_agent_logs_in_sees_the_landing_page_and_logs_out",  # 3.1 s
+    "test_browser_accounts.py::test_a_wrong_password_shows_the_error",  # 1.9 s
+    "test_browser_accounts.py::test_repeated_failures_lock_the_login",  # 3.5 s
+    "test_browser_accounts.py::test_an_admin_creates_an_account",  # 2.9 s
+    "test_browser_accounts.py::test_a_form_without_its_csrf_token_is_refused",  # 2.8 s
+    # argon2 with the production parameters (64 MiB, t=3), four hashes
+    "test_accounts.py::test_hashing_runs_off_the_event_loop",  # 0.5 s alone, ~1 s beside other work
 })
 
 

@@ -12,11 +12,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from hotline.app import create_app
+from hotline.app import CORE, create_app
+from hotline.auth.roles import PUBLIC, is_page, needed
 from hotline.cli import main
 from tests.bridge_harness import bearer
 
-SAMPLE_PARAMS = {"linkedid": "1795313813.2"}
+SAMPLE_PARAMS = {"linkedid": "1795313813.2", "id": "1", "change": "disable"}
 
 
 @pytest.fixture
@@ -26,29 +27,38 @@ async def client(settings, db):
         yield client
 
 
-def concrete_paths(app: web.Application) -> list[tuple[str, str]]:
+def concrete_paths(app: web.Application) -> list[tuple[str, str, object]]:
     found = []
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
-        path = info.get("path") or info.get("formatter", "")
+        path = info.get("path") or info.get("formatter", "") or info.get("prefix", "")
         for name, value in SAMPLE_PARAMS.items():
             path = path.replace("{" + name + "}", value)
         if route.method != "HEAD":
-            found.append((route.method, path))
+            found.append((route.method, path, route.handler))
     return found
 
 
 async def test_every_route_but_health_refuses_a_request_without_credentials(client):
+    """The API answers 401; the people's pages send the browser to the login
+    page; only /healthz, the login page and the stylesheet are open."""
     routes = concrete_paths(client.app)
-    assert ("GET", "/api/calls") in routes and ("GET", "/ws/events") in routes
-    for method, path in routes:
-        response = await client.request(method, path)
-        if path == "/healthz":
-            assert response.status in (200, 503)
+    paths = {(method, path) for method, path, _ in routes}
+    assert {("GET", "/api/calls"), ("GET", "/ws/events"), ("GET", "/admin/accounts"), ("POST", "/logout")} <= paths
+    open_routes = {("GET", "/healthz"), ("GET", "/login"), ("POST", "/login"), ("GET", "/static")}
+    for method, path, handler in routes:
+        if (method, path) in open_routes:
+            assert needed(handler) == PUBLIC or path == "/static", path
             continue
-        assert response.status == 401, (method, path, response.status)
-        assert response.headers["WWW-Authenticate"].startswith("Bearer")
-        assert "calls" not in await response.text()
+        response = await client.request(method, path, allow_redirects=False)
+        if is_page(handler):
+            assert response.status == 303, (method, path, response.status)
+            assert response.headers["Location"].startswith("/login"), path
+        else:
+            assert response.status == 401, (method, path, response.status)
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "calls" not in await response.text() and "wang" not in await response.text()
+    assert (await client.get("/static/hotline.css")).status == 200
 
 
 async def test_roles_are_checked_per_route(client, db):
@@ -120,6 +130,7 @@ async def test_health_is_503_not_500_while_postgresql_refuses(settings, database
     try:
         app = create_app(settings, bridge=False, pool=pool)
         async with TestClient(TestServer(app)) as client:
+            await app[CORE].relay.wait_listening(5)   # healthy first (the pool is small: 2)
             assert (await client.get("/healthz")).status == 200
             await admin.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")
             await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)

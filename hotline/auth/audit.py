@@ -26,3 +26,14 @@ async def record_request(conn: asyncpg.Connection | asyncpg.Pool, request: web.R
 
 async def recent(conn: asyncpg.Connection, limit: int = 100) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT * FROM audit_log ORDER BY at DESC, id DESC LIMIT $1", limit)
+
+
+async def page(conn: asyncpg.Connection, limit: int, before: int | None = None,
+               text: str | None = None) -> list[asyncpg.Record]:
+    """Newest first, older than row ``before``; ``text`` matches the actor,
+    action or subject (case-insensitive, anywhere in them)."""
+    pattern = None if not text else "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return await conn.fetch(
+        "SELECT * FROM audit_log WHERE ($2::bigint IS NULL OR id < $2) "
+        "AND ($3::text IS NULL OR actor ILIKE $3 OR action ILIKE $3 OR subject ILIKE $3) "
+        "ORDER BY id DESC LIMIT $1", limit, before, pattern)

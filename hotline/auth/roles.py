@@ -24,7 +24,7 @@ class Role(str, Enum):
 
 @dataclass(frozen=True)
 class Identity:
-    kind: str          # "token" (later: "account")
+    kind: str          # "token" (an API token) or "account" (a person's session)
     id: int
     name: str
     role: Role
@@ -37,6 +37,7 @@ class Identity:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NEEDS = "hotline_role_needed"      # attribute set on a handler by @requires / @public
+PAGE = "hotline_page"              # attribute set on a handler by @page
 PUBLIC = "public"
 
 
@@ -56,3 +57,15 @@ def public(handler: Handler) -> Handler:
 
 def needed(handler: Any) -> Role | str | None:
     return getattr(handler, NEEDS, None)
+
+
+def page(handler: Handler) -> Handler:
+    """Declare a route that answers browsers with HTML (with @requires or
+    @public): a request without a session is sent to the login page instead of
+    getting a 401, and refusals are pages in Chinese, not JSON."""
+    setattr(handler, PAGE, True)
+    return handler
+
+
+def is_page(handler: Any) -> bool:
+    return bool(getattr(handler, PAGE, False))
