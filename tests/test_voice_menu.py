@@ -26,12 +26,12 @@ import pytest
 from asr.audio import read_pcm, write_wav
 from asr.engine import bundled_test_model_path
 from ivr.menu.voice import VoiceService
-from tests.bridge_harness import (QUEUE_ADD_8006, bridge_on, ended_call, eventually, timeline_detail,
-                                  timeline_kinds)
+from tests.bridge_harness import (QUEUE_ADD_8006, bridge_on, call_row, ended_call, eventually,
+                                  timeline_detail, timeline_kinds)
 from tests.conftest import ASTERISK_FIXTURES
 from tests.failing_recognizer import failing_after
-from tests.standin import (AgiCaller, AmiStandIn, AudioSocketCaller, Emulator, HangUp, Press, Quiet, Say,
-                           Transcript)
+from tests.standin import (AgiCaller, AmiStandIn, AudioSocketCaller, Emulator, HangUp, Press, Quiet, Replay,
+                           Say, Transcript)
 
 AUDIO = Path(__file__).parent / "data" / "audio"
 MENU_CALL = "1795313795.0"
@@ -372,3 +372,76 @@ async def test_the_operator_key_is_announced_as_the_spoken_request_is(voice_sett
 
 async def _sent_break(emulator) -> bool:
     return "ASYNCAGI BREAK" in agi_commands(emulator)
+
+
+# ----- prompts that cannot be played (issue 9, item 1) ----------------------------------
+
+E2E = ASTERISK_FIXTURES / "e2e"
+E3_CALL = "1796177016.3"
+
+
+async def test_hash_into_a_keypad_menu_without_sound_files_still_reaches_a_person(voice_settings, db, caplog):
+    """E3, replayed: the caller presses # during the spoken greeting (the captured
+    AudioSocket bytes, with this call's UUID), the menu hangs up the AudioSocket and
+    runs GET DATA hotline/menu-main, which Asterisk answers 200 result=-1 because the
+    file is missing, and the AGI session stays open. It used to be taken for a
+    hang-up: 20 s of silence until the caller gave up."""
+    settings = voice_settings(ROUTE_KNOWLEDGE, answer_timeout=8.0)
+    script = Transcript.load(E2E / "voice-get-data-missing-prompt.jsonl").connection(1)
+    # The recorded EXEC AudioSocket named that run's UUID and port; ours goes to the stand-in's caller.
+    script = script.without_agi(lambda command: command.startswith("EXEC AudioSocket"))
+    caller = AudioSocketCaller([Replay.capture(E2E / "voice-get-data-missing-prompt.as1.in.bin")], speed=SPEED)
+    emulator = Emulator(agi=AgiCaller(audiosocket=caller))
+    voice = await VoiceService.start(settings, db)
+    try:
+        async with AmiStandIn([script], emulator=emulator) as server:
+            async with bridge_on(server, settings, db, listener=voice.menu) as bridge:
+                async def routed():
+                    return await timeline_detail(db, E3_CALL, "menu.routed")
+                assert await eventually(routed, 30, "the caller to be sent on") == [
+                    {"department": "general", "queue": "general_queue", "reason": "prompt_failed"}]
+                await bridge.settle()
+                call = await call_row(db, E3_CALL)
+    finally:
+        await voice.close()
+    sent = agi_sent(server)
+    assert sent[0].startswith("EXEC AudioSocket ")
+    assert sent[1:] == ["GET DATA hotline/menu-main 5000 1", "CHANNEL STATUS", "SET VARIABLE HOTLINE_INTENT general",
+                        "ASYNCAGI BREAK"]
+    assert caller.ended_by == ["hangup_frame"]
+    assert await timeline_detail(db, E3_CALL, "voice.key") == [{"key": "#", "reaction": "keypad"}]
+    failed = await timeline_detail(db, E3_CALL, "menu.prompt_failed")
+    assert [(f["prompt"], f["command"], f["reaction"]) for f in failed] == [
+        ("hotline/menu-main", "GET DATA", "fallback_queue")]
+    assert "menu.caller_left" not in await timeline_kinds(db, E3_CALL)
+    assert call["department"] == "general"
+    assert "menu.prompt_failed" in caplog.text
+
+
+async def test_spoken_prompts_that_cannot_be_made_and_missing_keypad_files_still_reach_a_person(
+        voice_settings, db, caplog):
+    """No usable greeting (a broken recording, no synthesiser): the spoken menu
+    gives way to the keypad menu; its sound files are missing too (GET DATA
+    answers 200 result=-1 as in E2, the session stays open): a person."""
+    settings = voice_settings(ROUTE_KNOWLEDGE, tts_command="")
+    (settings.voice.prompt_dir / "greeting.wav").write_bytes(b"RIFF\x00\x00\x00\x00not a wave file")
+    caller = AudioSocketCaller([], speed=SPEED)
+    emulator = Emulator(agi=AgiCaller(audiosocket=caller, missing={"hotline/menu-main"}))
+    voice = await VoiceService.start(settings, db)
+    try:
+        async with AmiStandIn([menu_script()], emulator=emulator) as server:
+            async with bridge_on(server, settings, db, listener=voice.menu) as bridge:
+                await bridge.ami.request(QUEUE_ADD_8006)
+                await eventually(lambda: _sent_break(emulator), 30, "ASYNCAGI BREAK")
+                await bridge.settle()
+    finally:
+        await voice.close()
+    assert "voice.prompt_recording_unusable" in caplog.text
+    failed = await timeline_detail(db, MENU_CALL, "voice.failed")
+    assert [f["reason"] for f in failed] == ["prompt_unavailable"]
+    assert caller.ended_by == ["hangup_frame"]
+    assert agi_commands(emulator)[1:] == ["GET DATA hotline/menu-main 5000 1", "CHANNEL STATUS",
+                                          "SET VARIABLE HOTLINE_INTENT general", "ASYNCAGI BREAK"]
+    routed = await timeline_detail(db, MENU_CALL, "menu.routed")
+    assert routed == [{"department": "general", "queue": "general_queue", "reason": "prompt_failed"}]
+
