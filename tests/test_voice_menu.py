@@ -15,9 +15,11 @@ in free speech (tests/data/audio/README.md).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import struct
+import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -445,3 +447,85 @@ async def test_spoken_prompts_that_cannot_be_made_and_missing_keypad_files_still
     routed = await timeline_detail(db, MENU_CALL, "menu.routed")
     assert routed == [{"department": "general", "queue": "general_queue", "reason": "prompt_failed"}]
 
+
+# ----- speech at the edges of a turn (issue 9, item 6) ----------------------------------
+
+async def test_a_caller_still_talking_when_the_answer_time_ends_is_heard_out(voice_settings, db):
+    """The caller starts answering late: when answer_timeout ends they are mid-word
+    (the recogniser has partial results). Their words used to be thrown away
+    (voice.heard: no words, partials with text) and turned up in the next turn;
+    now the menu waits for the end of the sentence and acts on it."""
+    # Spoken at real speed, starting 0.25 s after the greeting: 1.45 s of speech,
+    # partial results from about 0.5 s on, the endpoint 0.5-1 s after the speech
+    # (2.2 s at the earliest). The answer's time ends at 1.7 s, in the middle.
+    settings = voice_settings(ROUTE_KNOWLEDGE, answer_timeout=1.7)
+    caller = AudioSocketCaller([Say(audio("03-gukmin-yeongeum.wav"))], speed=1.0)
+    async with voice_call(settings, db, caller) as (emulator, bridge, server):
+        call = await ended_call(db, MENU_CALL, timeout=30)
+        await bridge.settle()
+    heard = await timeline_detail(db, MENU_CALL, "voice.heard")
+    assert [(h["transcripts"], h["reaction"]) for h in heard] == [(["국민 연금"], "routed")]
+    assert heard[0]["answer_overrun"] == "finished" and heard[0]["partials"]
+    assert call["department"] == "social_security"
+
+
+@asynccontextmanager
+async def listening_to(settings, caller: AudioSocketCaller, grammar: list[str]):
+    """The spoken menu's listening on its own: a real AudioSocket server and Vosk,
+    the stand-in's caller connected as Asterisk's AudioSocket() would; yields
+    (session, prompts)."""
+    from asr.audiosocket import AudioSocketServer
+    from asr.engine import RecognizerPool
+    from ivr.menu.prompts import PromptLibrary
+
+    pool = await RecognizerPool.start(settings.asr)
+    server = AudioSocketServer(settings.asr, pool)
+    await server.start()
+    call_uuid = uuid.uuid4()
+    session = server.session(call_uuid, grammar=grammar)
+    line = asyncio.create_task(caller.run(f"{call_uuid},127.0.0.1:{server.port}"))
+    try:
+        assert await session.wait_connected(5)
+        yield session, PromptLibrary(settings.voice)
+        await session.hangup()
+        await asyncio.wait_for(line, 10)
+    finally:
+        line.cancel()
+        await server.close()
+        await pool.close()
+
+
+GRAMMAR = ["건강 보험", "국민 연금", "세금 신고", "여권 발급", "[unk]"]
+
+
+async def test_each_turn_starts_from_a_clean_recogniser(voice_settings):
+    """The caller is halfway through "여권 발급" when a key ends the turn; the next
+    turn must hear only what is said in it ("세금 신고"). The first turn's words
+    used to stay in the recogniser and begin the second turn's partial and final
+    results (measured: "보험 연금"; with Vosk's Reset() alone, too)."""
+    from ivr.menu.voice.listening import HeardKind, ask
+
+    half_a_phrase = audio("04-yeogwon-balgeup.wav")[:int(0.8 * 16000)]
+    caller = AudioSocketCaller([Say(half_a_phrase, over_prompt=True), Press("1", over_prompt=True),
+                                Say(audio("01-segeum-singo.wav"))], speed=SPEED)
+    timing = {"answer_timeout": 2.0, "answer_overrun": 5.0}
+    async with listening_to(voice_settings(ROUTE_KNOWLEDGE), caller, GRAMMAR) as (session, prompts):
+        first = await ask(session, prompts, "greeting", {}, **timing)
+        assert (first.kind, first.key) == (HeardKind.KEY, "1")
+        second = await ask(session, prompts, "reprompt", {}, **timing)
+    assert (second.kind, second.text) == (HeardKind.SPEECH, "세금 신고"), second
+    assert not any("여권" in partial for partial in second.partials), second.partials
+
+
+async def test_a_caller_who_talks_on_past_the_overrun_is_taken_at_their_words(voice_settings):
+    """Still talking when answer_overrun runs out as well: what was said so far is
+    the answer (the recogniser's final result for it), not silence."""
+    from ivr.menu.voice.listening import HeardKind, Overrun, ask
+
+    phrase = audio("03-gukmin-yeongeum.wav")[:int(1.45 * 16000)]        # without its trailing silence
+    caller = AudioSocketCaller([Say(phrase + phrase + phrase)], speed=1.0)   # 4.4 s without a pause
+    async with listening_to(voice_settings(ROUTE_KNOWLEDGE), caller, GRAMMAR) as (session, prompts):
+        # The 3 s greeting warms the new recogniser up (its first second of audio costs more).
+        heard = await ask(session, prompts, "greeting", {}, answer_timeout=1.5, answer_overrun=1.0)
+    assert heard.kind is HeardKind.SPEECH and heard.overrun is Overrun.CUT, heard
+    assert heard.text.startswith("국민"), heard
