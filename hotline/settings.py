@@ -89,6 +89,7 @@ class VoiceSettings:
     audiosocket_address: str
     connect_timeout: float      # Asterisk must connect within this, else keypad menu
     answer_timeout: float       # seconds of waiting for an answer after a prompt ends
+    answer_overrun: float       # a caller still talking then gets this long to finish
     listen_grammar: str         # "free" (whole vocabulary) or "knowledge" (the menu's terms)
     max_answers: int            # self-service answers per call before the goodbye
     prompt_dir: Path            # recorded prompts <name>.wav (8 kHz mono); else synthesised
@@ -536,7 +537,8 @@ def _section(raw: Mapping[str, Any], name: str, cls: type) -> Any:
 
 _VOICE_DEFAULTS: dict[str, Any] = {
     "enabled": True, "audiosocket_address": "127.0.0.1:9092", "connect_timeout": 3.0,
-    "answer_timeout": 8.0, "listen_grammar": "free", "max_answers": 3, "prompt_dir": "prompts",
+    "answer_timeout": 8.0, "answer_overrun": 5.0,
+    "listen_grammar": "free", "max_answers": 3, "prompt_dir": "prompts",
     "tts_command": "espeak-ng", "tts_voice": "cmn-latn-pinyin", "tts_speed": 165,
 }
 

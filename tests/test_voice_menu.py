@@ -15,9 +15,11 @@ in free speech (tests/data/audio/README.md).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import struct
+import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -26,12 +28,12 @@ import pytest
 from asr.audio import read_pcm, write_wav
 from asr.engine import bundled_test_model_path
 from ivr.menu.voice import VoiceService
-from tests.bridge_harness import (QUEUE_ADD_8006, bridge_on, ended_call, eventually, timeline_detail,
-                                  timeline_kinds)
+from tests.bridge_harness import (QUEUE_ADD_8006, bridge_on, call_row, ended_call, eventually,
+                                  timeline_detail, timeline_kinds)
 from tests.conftest import ASTERISK_FIXTURES
 from tests.failing_recognizer import failing_after
-from tests.standin import (AgiCaller, AmiStandIn, AudioSocketCaller, Emulator, HangUp, Press, Quiet, Say,
-                           Transcript)
+from tests.standin import (AgiCaller, AmiStandIn, AudioSocketCaller, Emulator, HangUp, Press, Quiet, Replay,
+                           Say, Transcript)
 
 AUDIO = Path(__file__).parent / "data" / "audio"
 MENU_CALL = "1795313795.0"
@@ -372,3 +374,158 @@ async def test_the_operator_key_is_announced_as_the_spoken_request_is(voice_sett
 
 async def _sent_break(emulator) -> bool:
     return "ASYNCAGI BREAK" in agi_commands(emulator)
+
+
+# ----- prompts that cannot be played (issue 9, item 1) ----------------------------------
+
+E2E = ASTERISK_FIXTURES / "e2e"
+E3_CALL = "1796177016.3"
+
+
+async def test_hash_into_a_keypad_menu_without_sound_files_still_reaches_a_person(voice_settings, db, caplog):
+    """E3, replayed: the caller presses # during the spoken greeting (the captured
+    AudioSocket bytes, with this call's UUID), the menu hangs up the AudioSocket and
+    runs GET DATA hotline/menu-main, which Asterisk answers 200 result=-1 because the
+    file is missing, and the AGI session stays open. It used to be taken for a
+    hang-up: 20 s of silence until the caller gave up."""
+    settings = voice_settings(ROUTE_KNOWLEDGE, answer_timeout=8.0)
+    script = Transcript.load(E2E / "voice-get-data-missing-prompt.jsonl").connection(1)
+    # The recorded EXEC AudioSocket named that run's UUID and port; ours goes to the stand-in's caller.
+    script = script.without_agi(lambda command: command.startswith("EXEC AudioSocket"))
+    caller = AudioSocketCaller([Replay.capture(E2E / "voice-get-data-missing-prompt.as1.in.bin")], speed=SPEED)
+    emulator = Emulator(agi=AgiCaller(audiosocket=caller))
+    voice = await VoiceService.start(settings, db)
+    try:
+        async with AmiStandIn([script], emulator=emulator) as server:
+            async with bridge_on(server, settings, db, listener=voice.menu) as bridge:
+                async def routed():
+                    return await timeline_detail(db, E3_CALL, "menu.routed")
+                assert await eventually(routed, 30, "the caller to be sent on") == [
+                    {"department": "general", "queue": "general_queue", "reason": "prompt_failed"}]
+                await bridge.settle()
+                call = await call_row(db, E3_CALL)
+    finally:
+        await voice.close()
+    sent = agi_sent(server)
+    assert sent[0].startswith("EXEC AudioSocket ")
+    assert sent[1:] == ["GET DATA hotline/menu-main 5000 1", "CHANNEL STATUS", "SET VARIABLE HOTLINE_INTENT general",
+                        "ASYNCAGI BREAK"]
+    assert caller.ended_by == ["hangup_frame"]
+    assert await timeline_detail(db, E3_CALL, "voice.key") == [{"key": "#", "reaction": "keypad"}]
+    failed = await timeline_detail(db, E3_CALL, "menu.prompt_failed")
+    assert [(f["prompt"], f["command"], f["reaction"]) for f in failed] == [
+        ("hotline/menu-main", "GET DATA", "fallback_queue")]
+    assert "menu.caller_left" not in await timeline_kinds(db, E3_CALL)
+    assert call["department"] == "general"
+    assert "menu.prompt_failed" in caplog.text
+
+
+async def test_spoken_prompts_that_cannot_be_made_and_missing_keypad_files_still_reach_a_person(
+        voice_settings, db, caplog):
+    """No usable greeting (a broken recording, no synthesiser): the spoken menu
+    gives way to the keypad menu; its sound files are missing too (GET DATA
+    answers 200 result=-1 as in E2, the session stays open): a person."""
+    settings = voice_settings(ROUTE_KNOWLEDGE, tts_command="")
+    (settings.voice.prompt_dir / "greeting.wav").write_bytes(b"RIFF\x00\x00\x00\x00not a wave file")
+    caller = AudioSocketCaller([], speed=SPEED)
+    emulator = Emulator(agi=AgiCaller(audiosocket=caller, missing={"hotline/menu-main"}))
+    voice = await VoiceService.start(settings, db)
+    try:
+        async with AmiStandIn([menu_script()], emulator=emulator) as server:
+            async with bridge_on(server, settings, db, listener=voice.menu) as bridge:
+                await bridge.ami.request(QUEUE_ADD_8006)
+                await eventually(lambda: _sent_break(emulator), 30, "ASYNCAGI BREAK")
+                await bridge.settle()
+    finally:
+        await voice.close()
+    assert "voice.prompt_recording_unusable" in caplog.text
+    failed = await timeline_detail(db, MENU_CALL, "voice.failed")
+    assert [f["reason"] for f in failed] == ["prompt_unavailable"]
+    assert caller.ended_by == ["hangup_frame"]
+    assert agi_commands(emulator)[1:] == ["GET DATA hotline/menu-main 5000 1", "CHANNEL STATUS",
+                                          "SET VARIABLE HOTLINE_INTENT general", "ASYNCAGI BREAK"]
+    routed = await timeline_detail(db, MENU_CALL, "menu.routed")
+    assert routed == [{"department": "general", "queue": "general_queue", "reason": "prompt_failed"}]
+
+
+# ----- speech at the edges of a turn (issue 9, item 6) ----------------------------------
+
+async def test_a_caller_still_talking_when_the_answer_time_ends_is_heard_out(voice_settings, db):
+    """The caller starts answering late: when answer_timeout ends they are mid-word
+    (the recogniser has partial results). Their words used to be thrown away
+    (voice.heard: no words, partials with text) and turned up in the next turn;
+    now the menu waits for the end of the sentence and acts on it."""
+    # Spoken at real speed, starting 0.25 s after the greeting: 1.45 s of speech,
+    # partial results from about 0.5 s on, the endpoint 0.5-1 s after the speech
+    # (2.2 s at the earliest). The answer's time ends at 1.7 s, in the middle.
+    settings = voice_settings(ROUTE_KNOWLEDGE, answer_timeout=1.7)
+    caller = AudioSocketCaller([Say(audio("03-gukmin-yeongeum.wav"))], speed=1.0)
+    async with voice_call(settings, db, caller) as (emulator, bridge, server):
+        call = await ended_call(db, MENU_CALL, timeout=30)
+        await bridge.settle()
+    heard = await timeline_detail(db, MENU_CALL, "voice.heard")
+    assert [(h["transcripts"], h["reaction"]) for h in heard] == [(["국민 연금"], "routed")]
+    assert heard[0]["answer_overrun"] == "finished" and heard[0]["partials"]
+    assert call["department"] == "social_security"
+
+
+@asynccontextmanager
+async def listening_to(settings, caller: AudioSocketCaller, grammar: list[str]):
+    """The spoken menu's listening on its own: a real AudioSocket server and Vosk,
+    the stand-in's caller connected as Asterisk's AudioSocket() would; yields
+    (session, prompts)."""
+    from asr.audiosocket import AudioSocketServer
+    from asr.engine import RecognizerPool
+    from ivr.menu.prompts import PromptLibrary
+
+    pool = await RecognizerPool.start(settings.asr)
+    server = AudioSocketServer(settings.asr, pool)
+    await server.start()
+    call_uuid = uuid.uuid4()
+    session = server.session(call_uuid, grammar=grammar)
+    line = asyncio.create_task(caller.run(f"{call_uuid},127.0.0.1:{server.port}"))
+    try:
+        assert await session.wait_connected(5)
+        yield session, PromptLibrary(settings.voice)
+        await session.hangup()
+        await asyncio.wait_for(line, 10)
+    finally:
+        line.cancel()
+        await server.close()
+        await pool.close()
+
+
+GRAMMAR = ["건강 보험", "국민 연금", "세금 신고", "여권 발급", "[unk]"]
+
+
+async def test_each_turn_starts_from_a_clean_recogniser(voice_settings):
+    """The caller is halfway through "여권 발급" when a key ends the turn; the next
+    turn must hear only what is said in it ("세금 신고"). The first turn's words
+    used to stay in the recogniser and begin the second turn's partial and final
+    results (measured: "보험 연금"; with Vosk's Reset() alone, too)."""
+    from ivr.menu.voice.listening import HeardKind, ask
+
+    half_a_phrase = audio("04-yeogwon-balgeup.wav")[:int(0.8 * 16000)]
+    caller = AudioSocketCaller([Say(half_a_phrase, over_prompt=True), Press("1", over_prompt=True),
+                                Say(audio("01-segeum-singo.wav"))], speed=SPEED)
+    timing = {"answer_timeout": 2.0, "answer_overrun": 5.0}
+    async with listening_to(voice_settings(ROUTE_KNOWLEDGE), caller, GRAMMAR) as (session, prompts):
+        first = await ask(session, prompts, "greeting", {}, **timing)
+        assert (first.kind, first.key) == (HeardKind.KEY, "1")
+        second = await ask(session, prompts, "reprompt", {}, **timing)
+    assert (second.kind, second.text) == (HeardKind.SPEECH, "세금 신고"), second
+    assert not any("여권" in partial for partial in second.partials), second.partials
+
+
+async def test_a_caller_who_talks_on_past_the_overrun_is_taken_at_their_words(voice_settings):
+    """Still talking when answer_overrun runs out as well: what was said so far is
+    the answer (the recogniser's final result for it), not silence."""
+    from ivr.menu.voice.listening import HeardKind, Overrun, ask
+
+    phrase = audio("03-gukmin-yeongeum.wav")[:int(1.45 * 16000)]        # without its trailing silence
+    caller = AudioSocketCaller([Say(phrase + phrase + phrase)], speed=1.0)   # 4.4 s without a pause
+    async with listening_to(voice_settings(ROUTE_KNOWLEDGE), caller, GRAMMAR) as (session, prompts):
+        # The 3 s greeting warms the new recogniser up (its first second of audio costs more).
+        heard = await ask(session, prompts, "greeting", {}, answer_timeout=1.5, answer_overrun=1.0)
+    assert heard.kind is HeardKind.SPEECH and heard.overrun is Overrun.CUT, heard
+    assert heard.text.startswith("국민"), heard

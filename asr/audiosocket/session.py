@@ -192,6 +192,23 @@ class CallSession:
             for result in await self._stream.set_grammar(self.grammar):
                 self._emit(result)
 
+    async def end_utterance(self) -> None:
+        """End what the caller is saying now, as if they had paused: the
+        recogniser's final result for it comes as the next :class:`Final`
+        (``endpoint=False``, possibly without words)."""
+        if self._stream is not None and self._stream.is_open:
+            for result in await self._stream.end_utterance():
+                self._emit(result)
+
+    async def reset_recognition(self) -> None:
+        """Forget the utterance in progress: what the caller says from now on is
+        recognised on its own. Audio still waiting for the decoder is from
+        before, so it goes too (a batch being decoded is decoded first: the
+        stream runs its jobs in order)."""
+        if self._stream is not None and self._stream.is_open:
+            self._audio.clear()
+            await self._stream.reset()
+
     async def play(self, pcm: bytes, *, barge_in: bool = True) -> bool:
         """Send audio (8 kHz s16 mono) to the caller at real-time pace. Returns
         True if it played to the end, False if stopped: by :meth:`stop_playback`,

@@ -82,10 +82,36 @@ class Decoder:
 
     def flush(self, received_at: float) -> list[Result]:
         """End the stream: the pending utterance's final result, if it has words."""
+        return [final for final in self.end_utterance(received_at) if final.text]
+
+    def end_utterance(self, received_at: float) -> list[Result]:
+        """End the utterance in progress now, as a pause would: its final result
+        (``endpoint=False``, empty text without words). Vosk's ``FinalResult()``
+        also starts the recogniser afresh, so the stream can go on."""
         final = self._final(self._rec.FinalResult(), False, self.stream_time, received_at)
-        self._running = False
+        self._forget_utterance()
         self._finalized = True
-        return [final] if final.text else []
+        return [final]
+
+    def reset(self) -> None:
+        """Forget the utterance in progress: nothing said so far reaches a later result.
+
+        Vosk's ``Reset()`` is not enough: like an endpoint, it restarts the
+        decoder but keeps the feature pipeline, whose frames not yet decoded
+        (the last few hundred milliseconds) then begin the next utterance
+        (measured: half a word cut by ``Reset()`` came back as the next
+        utterance's first word). ``FinalResult()`` rebuilds both; its result is
+        dropped."""
+        if self._running:
+            self._rec.FinalResult()
+            self._finalized = True
+        self._forget_utterance()
+
+    def _forget_utterance(self) -> None:
+        self._carry = b""
+        self._running = False
+        self._since_partial = 0
+        self._last_partial = ""
 
     def set_grammar(self, grammar: str | None) -> None:
         """Restrict the vocabulary to a grammar, or with ``None`` lift the restriction.
@@ -93,12 +119,7 @@ class Decoder:
         Vosk aborts the whole process (an uncaught C++ exception) when a grammar is
         set while an utterance is being decoded, so the utterance in progress is
         discarded first. Menus change grammar between prompts, where that is right."""
-        if self._running:
-            self._rec.Reset()
-            self._carry = b""
-            self._running = False
-            self._since_partial = 0
-            self._last_partial = ""
+        self.reset()
         self._rec.SetGrammar(grammar if grammar is not None else "[]")
         self.grammar = grammar
 

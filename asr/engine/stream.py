@@ -70,6 +70,16 @@ class Stream:
         grammar = grammar_json(phrases)
         return await self._run("set_grammar", lambda d: d.set_grammar(grammar) or [])
 
+    async def end_utterance(self) -> list[Result]:
+        """The final result of the utterance in progress, now (``endpoint=False``,
+        empty text if nothing was said); the stream goes on."""
+        now = asyncio.get_running_loop().time()
+        return await self._run("end_utterance", lambda d: d.end_utterance(now))
+
+    async def reset(self) -> None:
+        """Forget the utterance in progress; the stream goes on."""
+        await self._run("reset", lambda d: d.reset() or [])
+
     async def finish(self) -> list[Result]:
         """Flush the utterance in progress (a final result with ``endpoint=False``
         if it has words) and release the recogniser."""

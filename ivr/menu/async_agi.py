@@ -26,7 +26,15 @@ _session_numbers = itertools.count(1)
 
 
 class AgiHangup(Exception):
-    """The caller hung up, or the AGI session ended, before the command finished."""
+    """The caller hung up, or the AGI session ended, before the command finished.
+
+    ``result`` is the result line when Asterisk answered ``result=-1`` (or
+    ``HANGUP``): for a prompt command that is also what a missing sound file
+    gives (see :mod:`ivr.menu.prompt_failure`); None when the session ended first."""
+
+    def __init__(self, message: str, result: AgiResult | None = None):
+        super().__init__(message)
+        self.result = result
 
 
 class AgiCommandError(Exception):
@@ -46,6 +54,10 @@ class AsyncAgiChannel:
         self._numbers = itertools.count(1)
         self._pending: dict[str, asyncio.Future[AgiResult]] = {}
         self.ended = False
+        self.hangup_requested = False     # HangupRequest, SoftHangupRequest or Hangup seen
+        self.status: str | None = None    # AGISTATUS once the session has ended
+        self._ended = asyncio.Event()
+        self._status_known = asyncio.Event()
 
     async def send(self, command: str) -> str:
         """Queue a command without waiting for its result (EXEC Queue runs until
@@ -75,7 +87,7 @@ class AsyncAgiChannel:
         finally:
             self._pending.pop(command_id, None)
         if result.hung_up:
-            raise AgiHangup(f"{command}: {result.line}")
+            raise AgiHangup(f"{command}: {result.line}", result)
         if result.code != 200:
             raise AgiCommandError(f"{command}: {result.line}")
         return result
@@ -94,6 +106,34 @@ class AsyncAgiChannel:
     def end(self, reason: str) -> None:
         """AsyncAGIEnd or Hangup: nothing more will be answered."""
         self.ended = True
+        self._ended.set()
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(AgiHangup(reason))
+
+    def hangup_seen(self) -> None:
+        """The channel is being hung up (HangupRequest, SoftHangupRequest, Hangup)."""
+        self.hangup_requested = True
+
+    def status_set(self, status: str) -> None:
+        """``AGISTATUS`` as the dialplan sees it when AGI() returns (SUCCESS,
+        FAILURE, HANGUP, NOTFOUND)."""
+        self.status = status
+        self._status_known.set()
+
+    async def wait_ended(self, timeout: float) -> bool:
+        """True once the session has ended (at most ``timeout`` seconds of waiting)."""
+        return await _wait(self._ended, timeout)
+
+    async def wait_status(self, timeout: float) -> str | None:
+        """The session's AGISTATUS, waiting at most ``timeout`` seconds for it."""
+        await _wait(self._status_known, timeout)
+        return self.status
+
+
+async def _wait(flag: asyncio.Event, timeout: float) -> bool:
+    try:
+        await asyncio.wait_for(flag.wait(), timeout)
+    except asyncio.TimeoutError:
+        pass
+    return flag.is_set()

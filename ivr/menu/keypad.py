@@ -16,7 +16,7 @@ class MenuPosition:
 @dataclass(frozen=True)
 class Route:
     department: str
-    reason: str  # "key" | "operator" | "gave_up"
+    reason: str  # "key" | "operator" | "gave_up" | "speech" | "prompt_failed"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,12 @@ AGI session (as captured from Asterisk 22); the fallback department is reached
 with ``ASYNCAGI BREAK``, which returns the caller to the dialplan, whose next
 step is the general queue, the same safe path a caller takes when the bridge
 is unreachable.
+
+A prompt Asterisk cannot play (a missing or broken sound file) never ends the
+menu: it is logged (``menu.prompt_failed``), written to the timeline, and the
+caller goes to a person, by the dialplan when Asterisk has ended the AGI
+session itself (``STREAM FILE``), by us when it still waits (``GET DATA``);
+see :mod:`ivr.menu.prompt_failure`.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from typing import Any, Callable, Mapping, Protocol
 from hotline.logs import get_logger
 from hotline.settings import Department, Settings
 from ivr.menu.async_agi import AgiCommandError, AgiHangup, AsyncAgiChannel
+from ivr.menu.agi_result import AgiResult
 from ivr.menu.keypad import MenuPosition, OpenMenu, Retry, Route, decide
+from ivr.menu.prompt_failure import PromptFailed, PromptFailure, why_failed
 from ivr.menu.voice.dialogue import Outcome, VoiceOutcome
 
 log = get_logger(__name__)
@@ -45,19 +53,25 @@ class MenuSession:
         self.routed_to: Department | None = None
 
     async def run(self) -> None:
-        menu = self.settings.menu
         try:
-            if self.listener is not None and await self._spoken_menu():
-                return
-            self.record("menu.greeting", {"prompt": menu.greeting})
-            greeting = await self.agi.command(f'STREAM FILE {menu.greeting} "{ALL_KEYS}"')
-            await self._keypad(greeting.digits())
+            try:
+                await self._menu()
+            except PromptFailed as failed:
+                await self._prompt_failed(failed)
         except AgiHangup as exc:
             self.record("menu.caller_left", {"detail": str(exc)})
         except (AgiCommandError, asyncio.TimeoutError) as exc:
             log.error("menu.failed", error=repr(exc), detail="sending the caller to the fallback queue")
             self.record("menu.failed", {"error": str(exc)})
             await self._fallback_after_error()
+
+    async def _menu(self) -> None:
+        menu = self.settings.menu
+        if self.listener is not None and await self._spoken_menu():
+            return
+        self.record("menu.greeting", {"prompt": menu.greeting})
+        greeting = await self._prompt("STREAM FILE", menu.greeting, f'"{ALL_KEYS}"')
+        await self._keypad(greeting.digits())
 
     async def _spoken_menu(self) -> bool:
         """Run the spoken menu; True when it settled the call, False when the
@@ -82,7 +96,7 @@ class MenuSession:
         while True:
             if not key:
                 prompt = menu.keypads[position.menu].prompt
-                result = await self.agi.command(f"GET DATA {prompt} {menu.digit_timeout_ms} 1")
+                result = await self._prompt("GET DATA", prompt, f"{menu.digit_timeout_ms} 1")
                 key = result.digits()
             decision = decide(menu, position, key)
             self.record("menu.key", {"menu": position.menu, "key": key or None,
@@ -98,7 +112,7 @@ class MenuSession:
             position = decision.position
             prompt = menu.invalid if decision.reason == "invalid" else menu.no_input
             self.record("menu.retry", {"reason": decision.reason, "failures": position.failures})
-            replay = await self.agi.command(f'STREAM FILE {prompt} "{ALL_KEYS}"')
+            replay = await self._prompt("STREAM FILE", prompt, f'"{ALL_KEYS}"')
             key = replay.digits()
 
     async def _route(self, decision: Route) -> None:
@@ -114,6 +128,32 @@ class MenuSession:
         # The dialplan's last-resort timeout must not cut the caller off in the queue.
         await self.agi.command("SET VARIABLE TIMEOUT(absolute) 0")
         await self.agi.send(f"EXEC Queue {department.queue}")
+
+    async def _prompt(self, command: str, prompt: str, args: str) -> AgiResult:
+        """Play a prompt (``STREAM FILE`` or ``GET DATA``); raises :class:`PromptFailed`
+        when Asterisk could not play it, :class:`AgiHangup` when the caller left."""
+        try:
+            return await self.agi.command(f"{command} {prompt} {args}")
+        except AgiHangup as exc:
+            if exc.result is None:
+                raise
+            failure = await why_failed(self.agi)
+            if failure is PromptFailure.CALLER_LEFT:
+                raise
+            raise PromptFailed(prompt, command, exc.result.line, failure) from exc
+
+    async def _prompt_failed(self, failed: PromptFailed) -> None:
+        """The caller is still on the line: to a person, whatever the files."""
+        by_dialplan = failed.failure is PromptFailure.DIALPLAN_FALLBACK
+        log.error("menu.prompt_failed", file=failed.prompt, command=failed.command, result=failed.result,
+                  channel=self.agi.channel, uniqueid=self.agi.uniqueid, reaction=failed.failure.value)
+        self.record("menu.prompt_failed", {
+            "prompt": failed.prompt, "command": failed.command, "result": failed.result,
+            "reaction": failed.failure.value,
+            "detail": ("Asterisk ended the AGI session; the dialplan queues the caller" if by_dialplan
+                       else "the AGI session stayed open; the menu sends the caller to a person")})
+        if not by_dialplan:
+            await self._route(Route(self.settings.menu.fallback_department, "prompt_failed"))
 
     async def _fallback_after_error(self) -> None:
         try:

@@ -2,8 +2,11 @@
 
 ``AsyncAGIStart`` starts a :class:`~ivr.menu.session.MenuSession` for the
 caller's channel; ``AsyncAGIExec`` results go to it; ``AsyncAGIEnd`` or
-``Hangup`` ends it. After every AMI login, a caller Asterisk shows in the menu
-(``AGI(agi:async)``, or an application the menu EXECs, see :func:`in_menu`) that
+``Hangup`` ends it. ``HangupRequest``/``SoftHangupRequest`` and the
+``AGISTATUS`` the session ended with are passed on too: they tell a caller
+who hung up from a prompt Asterisk could not play
+(:mod:`ivr.menu.prompt_failure`). After every AMI login, a caller Asterisk
+shows in the menu (``AGI(agi:async)``, or an application the menu EXECs, see :func:`in_menu`) that
 no session here owns (the bridge restarted mid-menu) is sent back to the
 dialplan's fallback queue. Every menu step is a timeline
 row, submitted to the call writer like the tracker's.
@@ -54,6 +57,9 @@ class MenuSessions:
         self.core = core
         self.listener = listener
         self._agi: dict[str, AsyncAgiChannel] = {}   # channel name -> live AGI session
+        # Sessions that have ended while their menu still runs (it may be reading
+        # why they ended): channel name -> session.
+        self._closing: dict[str, AsyncAgiChannel] = {}
         self._tasks: set[asyncio.Task] = set()
         self._task_of: dict[str, asyncio.Task] = {}  # channel name -> the task driving its menu
 
@@ -62,7 +68,10 @@ class MenuSessions:
         events.subscribe("AsyncAGIStart", self.started)
         events.subscribe("AsyncAGIExec", self.executed)
         events.subscribe("AsyncAGIEnd", self.ended)
-        events.subscribe("Hangup", self.ended)
+        events.subscribe("Hangup", self.hung_up)
+        events.subscribe("HangupRequest", self.hangup_requested)
+        events.subscribe("SoftHangupRequest", self.hangup_requested)
+        events.subscribe("VarSet", self.variable_set)
         self.core.on_login("menu.rescue", self.rescue_orphans)
         self.core.on_shutdown("menu.hand_over", self.hand_over)
 
@@ -93,10 +102,9 @@ class MenuSessions:
         self._agi[channel] = agi
         record = self.recorder(linkedid, uniqueid)
         if not env:
-            self._run(self._break_to_fallback(agi, record, "malformed AGI environment"), linkedid, uniqueid, channel)
+            self._run(self._break_to_fallback(agi, record, "malformed AGI environment"), agi)
         else:
-            self._run(MenuSession(agi, self.core.settings, record, self.listener).run(), linkedid, uniqueid,
-                      channel)
+            self._run(MenuSession(agi, self.core.settings, record, self.listener).run(), agi)
 
     def executed(self, event: Event, _received_at: datetime) -> None:
         session = self._agi.get(str(event.get("channel", "")))
@@ -104,9 +112,32 @@ class MenuSessions:
             session.deliver(event)
 
     def ended(self, event: Event, _received_at: datetime) -> None:
-        session = self._agi.pop(str(event.get("channel", "")), None)
+        channel = str(event.get("channel", ""))
+        session = self._agi.pop(channel, None)
         if session is not None:
             session.end(event_name(event))
+            if channel in self._task_of:
+                self._closing[channel] = session
+
+    def hung_up(self, event: Event, received_at: datetime) -> None:
+        self.hangup_requested(event, received_at)
+        self.ended(event, received_at)
+
+    def hangup_requested(self, event: Event, _received_at: datetime) -> None:
+        session = self._session_of(event)
+        if session is not None:
+            session.hangup_seen()
+
+    def variable_set(self, event: Event, _received_at: datetime) -> None:
+        if str(event.get("variable", "")).upper() != "AGISTATUS":
+            return
+        session = self._session_of(event)
+        if session is not None:
+            session.status_set(str(event.get("value", "")))
+
+    def _session_of(self, event: Event) -> AsyncAgiChannel | None:
+        channel = str(event.get("channel", ""))
+        return self._agi.get(channel) or self._closing.get(channel)
 
     # -- after every login -------------------------------------------------------------
 
@@ -126,8 +157,7 @@ class MenuSessions:
         self._agi[channel] = agi
         self._run(self._break_to_fallback(agi, self.recorder(linkedid, uniqueid),
                                           "menu session lost across a reconnect",
-                                          application=str(item.get("application", ""))), linkedid, uniqueid,
-                  channel)
+                                          application=str(item.get("application", ""))), agi)
 
     # -- when the service stops --------------------------------------------------------
 
@@ -150,12 +180,13 @@ class MenuSessions:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _run(self, work: Any, linkedid: str, uniqueid: str, channel: str) -> None:
+    def _run(self, work: Any, agi: AsyncAgiChannel) -> None:
         async def bound() -> None:
-            with bound_call(linkedid):
+            with bound_call(agi.linkedid):
                 await work
 
-        task = asyncio.create_task(bound(), name=f"menu-{uniqueid}")
+        channel = agi.channel
+        task = asyncio.create_task(bound(), name=f"menu-{agi.uniqueid}")
         self._tasks.add(task)
         self._task_of[channel] = task
 
@@ -163,6 +194,8 @@ class MenuSessions:
             self._tasks.discard(finished)
             if self._task_of.get(channel) is finished:
                 del self._task_of[channel]
+            if self._closing.get(channel) is agi:
+                del self._closing[channel]
 
         task.add_done_callback(done)
 

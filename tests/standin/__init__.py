@@ -11,7 +11,7 @@ Typical use::
 """
 
 from .agi import AgiCaller, Barge
-from .audiosocket import AudioSocketCaller, HangUp, Press, Quiet, Say
+from .audiosocket import AudioSocketCaller, HangUp, Press, Quiet, Replay, Say
 from .ami_server import AmiStandIn, ScriptNotDone
 from .emulator import Emulator
 from .recorded import find_action_id, recorded_event, recorded_list, recorded_response
@@ -20,7 +20,7 @@ from .steps import Close, Expect, Send
 from .transcript import FIXTURES, Transcript
 
 __all__ = [
-    "AgiCaller", "AmiStandIn", "AudioSocketCaller", "Barge", "HangUp", "Press", "Quiet", "Say", "Close", "Emulator", "Expect", "FIXTURES", "Script",
+    "AgiCaller", "AmiStandIn", "AudioSocketCaller", "Barge", "HangUp", "Press", "Quiet", "Replay", "Say", "Close", "Emulator", "Expect", "FIXTURES", "Script",
     "ScriptNotDone", "Send", "Transcript", "expect_of", "find_action_id", "recorded_event",
     "recorded_list", "recorded_response", "sends_containing",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Awaitable, Iterable
 
-from .audiosocket import AudioSocketCaller
+from .audiosocket import AudioSocketCaller, HangUp
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class AgiOutcome:
     after_end: list[tuple[str, str]] = field(default_factory=list)   # VarSet after AsyncAGIEnd
     # An application that runs for a while (EXEC AudioSocket): its result line comes later.
     pending: Awaitable[tuple[str, str | None]] | None = None   # (result line, AGISTATUS if it ends AGI)
+    caller_hangs_up: bool = False   # HangupRequest before the result, Hangup after AsyncAGIEnd
 
 
 def parse_args(command: str) -> list[str]:
@@ -59,18 +60,24 @@ def parse_args(command: str) -> list[str]:
 
 
 class AgiCaller:
-    """The person on the line: DTMF input, barge-in, hang-up.
+    """The person on the line: DTMF input, barge-in, hang-up, and the sound files there are.
 
     ``inputs`` is consumed in order: ``GET DATA`` takes the next item (a
-    digit string, ``None`` for a timeout); ``STREAM FILE`` takes a leading
-    ``Barge`` when its digit is an escape digit. After ``hangup_after``
-    commands every command answers ``200 result=-1``.
+    digit string, ``None`` for a timeout, ``HangUp()`` for a caller who hangs
+    up while it plays); ``STREAM FILE`` takes a leading ``Barge`` when its
+    digit is an escape digit. After ``hangup_after`` commands every command
+    answers ``200 result=-1``. A prompt named in
+    ``missing`` has no sound file: ``STREAM FILE`` fails and ends the AGI
+    session, ``GET DATA`` answers ``200 result=-1`` and the session stays
+    (captures e2e E1, E2).
     """
 
-    def __init__(self, inputs: Iterable[str | Barge | None] = (), hangup_after: int | None = None,
-                 variables: dict | None = None, audiosocket: AudioSocketCaller | None = None) -> None:
+    def __init__(self, inputs: Iterable[str | Barge | HangUp | None] = (), hangup_after: int | None = None,
+                 variables: dict | None = None, audiosocket: AudioSocketCaller | None = None,
+                 missing: Iterable[str] = ()) -> None:
         self.inputs = list(inputs)
         self.audiosocket = audiosocket
+        self.missing = set(missing)
         self.hangup_after = hangup_after
         self.variables: dict = variables if variables is not None else {}
         self.executed = 0
@@ -95,10 +102,15 @@ class AgiCaller:
         verb = " ".join(words[:2])
         if words[:1] == ["ANSWER"]:
             return AgiOutcome("200 result=0")
+        if verb in ("STREAM FILE", "GET DATA") and len(args) > 2 and args[2] in self.missing:
+            return _missing_file(verb)
         if verb == "STREAM FILE":
             return self._stream_file(args)
         if verb == "GET DATA":
             return self._get_data()
+        if verb == "CHANNEL STATUS":
+            # handle_channelstatus: "200 result=<ast_channel_state>"; 6 is AST_STATE_UP.
+            return AgiOutcome("200 result=6")
         if verb == "SET VARIABLE" and len(args) >= 3:
             value = args[3] if len(args) > 3 else ""
             self.variables[(channel, args[2])] = value
@@ -133,8 +145,26 @@ class AgiCaller:
 
     def _get_data(self) -> AgiOutcome:
         item = self._next_input()
+        if isinstance(item, HangUp):
+            return _hung_up("200 result=-1")
         if isinstance(item, Barge):
             item = item.digit
         if not item:
             return AgiOutcome("200 result= (timeout)")
         return AgiOutcome(f"200 result={item}")
+
+
+def _missing_file(verb: str) -> AgiOutcome:
+    """A prompt whose sound file does not exist, as captured (e2e E1, E2)."""
+    if verb == "STREAM FILE":
+        # handle_streamfile returns RESULT_FAILURE, and launch_asyncagi ends the session.
+        return AgiOutcome("200 result=-1 endpos=0", "-1", "Failure", ends_agi=True,
+                          after_end=[("AGISTATUS", "FAILURE")])
+    return AgiOutcome("200 result=-1")   # handle_getdata: RESULT_SUCCESS, the session goes on
+
+
+def _hung_up(line: str) -> AgiOutcome:
+    """The caller hung up while the command ran, in the order of capture 2's
+    hangup during EXEC Queue and E2's hangup in AGI: HangupRequest, the result,
+    AsyncAGIEnd, AGISTATUS=HANGUP, Hangup."""
+    return AgiOutcome(line, ends_agi=True, after_end=[("AGISTATUS", "HANGUP")], caller_hangs_up=True)

@@ -116,6 +116,8 @@ class AsyncAgiEmulation:
         await ctx.send(self._after_start(block, command, command_id, exec_id, outcome))
         if outcome.ends_agi:
             ctx.channels.end_agi(channel)
+        if outcome.caller_hangs_up:
+            ctx.channels.hang_up(channel)
 
     def _varsets(self, block: Items, pairs: list[tuple[str, str]]) -> str:
         return "".join(self.templates["varset"].render({"Variable": k, "Value": v}, block=block)
@@ -123,7 +125,8 @@ class AsyncAgiEmulation:
 
     def _after_start(self, block: Items, command: str, command_id: str | None,
                      exec_id: str, outcome: AgiOutcome) -> str:
-        text = self._varsets(block, outcome.variables)
+        text = self.templates["hangup_request"].render(block=block) if outcome.caller_hangs_up else ""
+        text += self._varsets(block, outcome.variables)
         text += self.templates["agi_exec_end"].render(
             {"CommandId": exec_id, "Command": command,
              "ResultCode": outcome.exec_code, "Result": outcome.exec_result}, block=block)
@@ -132,4 +135,6 @@ class AsyncAgiEmulation:
         if outcome.ends_agi:
             text += self.templates["async_agi_end"].render(block=block)
             text += self._varsets(block, outcome.after_end)
+        if outcome.caller_hangs_up:
+            text += self.templates["hangup"].render({"Cause": "0", "Cause-txt": "Unknown"}, block=block)
         return text

@@ -23,6 +23,7 @@ import contextlib
 import struct
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Union
 
 FRAME = 320                       # 20 ms of 8 kHz 16-bit mono
@@ -59,7 +60,28 @@ class HangUp:
     """The caller hangs up (Asterisk closes the socket)."""
 
 
-Turn = Union[Say, Press, Quiet, HangUp]
+@dataclass(frozen=True)
+class Replay:
+    """The frames Asterisk sent in a captured call (``frames``: kind, payload),
+    sent at once, audio on the 20 ms clock, without waiting for prompts."""
+
+    frames: tuple[tuple[int, bytes], ...]
+
+    @classmethod
+    def capture(cls, path: Path) -> "Replay":
+        """A ``<name>.as1.in.bin`` capture without its UUID frame: the connection
+        opens with the UUID of the call at hand, as Asterisk's would."""
+        data, frames = path.read_bytes(), []
+        while data:
+            kind, length = data[0], struct.unpack(">H", data[1:3])[0]
+            frames.append((kind, data[3:3 + length]))
+            data = data[3 + length:]
+        if not frames or frames[0][0] != 0x01:
+            raise ValueError(f"{path} does not start with a UUID frame")
+        return cls(tuple(frames[1:]))
+
+
+Turn = Union[Say, Press, Quiet, HangUp, Replay]
 
 
 class AudioSocketCaller:
@@ -181,6 +203,11 @@ class _Connection:
             self.caller.prompt_bytes_at_turn.append(len(self.caller.prompt_audio))
             if isinstance(turn, HangUp):
                 return "caller"
+            if isinstance(turn, Replay):
+                for kind, payload in turn.frames:
+                    if not await self._frame(kind, payload):
+                        return self._end()
+                continue
             if isinstance(turn, Press):
                 if not await self._frame(0x03, turn.digit.encode("ascii")):
                     return self._end()

@@ -81,6 +81,10 @@ class ChannelTracker:
         """Mark the channel as having left AsyncAGI (ASYNCAGI BREAK)."""
         self.agi_ended.add(channel)
 
+    def hang_up(self, channel: str) -> None:
+        """Mark the channel as gone (an emulated caller hung up)."""
+        self.hungup.add(channel)
+
     def state(self, channel: str) -> str:
         """``"agi"``, ``"agi-ended"``, ``"up"`` (not in AGI) or ``"unknown"``."""
         if channel in self.hungup or channel not in self.seen:

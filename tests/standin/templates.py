@@ -109,6 +109,9 @@ def _agi_templates(menu: Transcript, brk: Transcript) -> dict[str, str]:
         "agi_exec_end": recorded_event(menu, "AGIExecEnd"),
         "async_agi_exec": recorded_event(menu, "AsyncAGIExec"),
         "async_agi_end": recorded_event(brk, "AsyncAGIEnd"),
+        # The caller hanging up (capture 2, at the end of the queued call).
+        "hangup_request": recorded_event(menu, "HangupRequest"),
+        "hangup": recorded_event(menu, "Hangup"),
     }
 
 

@@ -291,6 +291,8 @@ class _Dialogue:
 
     def _record_heard(self, decision: Decision, heard: Heard, reaction: Reaction, decided_at: float) -> None:
         extra: dict[str, object] = {}
+        if heard.overrun is not None:
+            extra["answer_overrun"] = heard.overrun.value   # still talking when the answer's time ended
         if heard.received_at is not None:
             extra["decision_ms"] = round((decided_at - heard.received_at) * 1000, 1)
         self.record("voice.heard", timeline_detail(
@@ -305,4 +307,5 @@ class _Dialogue:
         await say(session, self.menu.prompts, name, **values)
 
     async def _ask(self, session: CallSession, name: str, values: Mapping[str, str]) -> Heard:
-        return await ask(session, self.menu.prompts, name, values, answer_timeout=self.voice.answer_timeout)
+        return await ask(session, self.menu.prompts, name, values, answer_timeout=self.voice.answer_timeout,
+                         answer_overrun=self.voice.answer_overrun)

@@ -7,6 +7,20 @@ connection; silence when nothing was said within ``answer_timeout`` seconds of
 the prompt's end. Recognition results from before the prompt are answers to
 nothing and are dropped.
 
+A caller still talking when ``answer_timeout`` ends (the recogniser has words
+it has not closed with a final result) is let finish: up to ``answer_overrun``
+seconds more for the recogniser's endpoint, then what was said so far is the
+answer (the recogniser's final result for it, cut there). Cutting at once
+would act on half a sentence, and a partial result is a guess the final one
+often corrects; a caller mid-sentence expects to be heard out. The bound keeps
+a caller who does not stop, or a noisy line the recogniser never ends, from
+holding the menu.
+
+Once an answer is taken the recogniser is reset, so the next turn starts
+clean: words the caller was saying when a key or the deadline ended this turn
+do not turn up in the next turn's results. Speech over a prompt that is not a
+question (a self-service answer) is not reset: it belongs to the next answer.
+
 Nothing here polls: :func:`_answer` waits with :func:`asyncio.wait` on the
 playback, the session's next event and the answer's deadline, whichever comes
 first.
@@ -28,6 +42,14 @@ from ivr.menu.prompts import PromptLibrary, PromptUnavailable
 log = get_logger(__name__)
 
 MAX_PARTIALS_KEPT = 5
+CUT_GRACE = 1.0     # seconds for the recogniser's final result once an utterance is cut
+
+
+class Overrun(str, Enum):
+    """A caller still talking when the answer's time ended (``answer_overrun`` of ``voice.heard``)."""
+
+    FINISHED = "finished"  # the utterance ended within answer_overrun
+    CUT = "cut"            # taken as it stood when answer_overrun ran out
 
 
 class HeardKind(str, Enum):
@@ -49,17 +71,20 @@ class Heard:
     partials: list[str] = field(default_factory=list)
     received_at: float | None = None
     detail: str = ""
+    overrun: Overrun | None = None
 
 
 async def ask(session: CallSession, prompts: PromptLibrary, name: str, values: Mapping[str, str],
-              *, answer_timeout: float) -> Heard:
+              *, answer_timeout: float, answer_overrun: float) -> Heard:
     """Play a prompt (the caller may talk or press a key over it) and return
     the first answer: speech, silence, a key, or why there is none.
 
     Raises :class:`PromptUnavailable` when the prompt cannot be produced."""
     drop_stale(session)
     pcm = await prompts.prompt(name, **values)
-    return await _answer(session, pcm, answer_timeout)
+    heard = await _answer(session, pcm, answer_timeout, answer_overrun)
+    await session.reset_recognition()
+    return heard
 
 
 async def say(session: CallSession, prompts: PromptLibrary, name: str, **values: str) -> None:
@@ -86,14 +111,21 @@ def drop_stale(session: CallSession) -> None:
         session.put_back(event)
 
 
-async def _answer(session: CallSession, pcm: bytes, answer_timeout: float) -> Heard:
+async def _answer(session: CallSession, pcm: bytes, answer_timeout: float, answer_overrun: float) -> Heard:
     """Play ``pcm`` with barge-in and wait for whichever comes first: an event
-    that answers, or ``answer_timeout`` seconds after the prompt has ended."""
+    that answers, or ``answer_timeout`` seconds after the prompt has ended
+    (``answer_overrun`` more for a caller who is still talking then)."""
     loop = asyncio.get_running_loop()
     playing = asyncio.create_task(session.play(pcm, barge_in=True))
     incoming: asyncio.Task[SessionEvent | None] | None = None
     partials: list[str] = []
+    speaking = False                  # words heard that no final result has closed yet
+    overrun: Overrun | None = None
     deadline: float | None = None     # set when the prompt has ended
+
+    def words_so_far() -> Heard:
+        return Heard(HeardKind.SPEECH, text=partials[-1], partials=partials, overrun=Overrun.CUT)
+
     try:
         while True:
             if incoming is None:
@@ -104,17 +136,31 @@ async def _answer(session: CallSession, pcm: bytes, answer_timeout: float) -> He
             timeout = None if deadline is None else max(0.0, deadline - loop.time())
             done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if not done:                      # the answer's time is up
+                if speaking and overrun is None:          # mid-sentence: let the caller finish
+                    overrun, deadline = Overrun.FINISHED, loop.time() + answer_overrun
+                    continue
+                if speaking and overrun is Overrun.FINISHED:   # still talking: take what was said
+                    overrun, deadline = Overrun.CUT, loop.time() + CUT_GRACE
+                    await session.end_utterance()
+                    continue
+                if overrun is Overrun.CUT and partials:        # no final result came for it
+                    return words_so_far()
                 return Heard(HeardKind.SILENCE, partials=partials)
             if incoming not in done:          # the prompt ended: the answer's time starts
                 continue
             event, incoming = incoming.result(), None
             if isinstance(event, Partial):
-                if event.text and (not partials or partials[-1] != event.text):
-                    partials = (partials + [event.text])[-MAX_PARTIALS_KEPT:]
+                if event.text:
+                    speaking = True
+                    if not partials or partials[-1] != event.text:
+                        partials = (partials + [event.text])[-MAX_PARTIALS_KEPT:]
             elif isinstance(event, Final):
+                speaking = False
                 if event.text:
                     return Heard(HeardKind.SPEECH, text=event.text, confidence=event.confidence,
-                                 partials=partials, received_at=event.received_at)
+                                 partials=partials, received_at=event.received_at, overrun=overrun)
+                if overrun is Overrun.CUT and partials:
+                    return words_so_far()
                 if playing.done():
                     return Heard(HeardKind.SILENCE, partials=partials)
             elif isinstance(event, Dtmf):
