@@ -16,7 +16,7 @@ from hotline.app import create_app
 from hotline.cli import main
 from tests.bridge_harness import bearer
 
-SAMPLE_PARAMS = {"linkedid": "1795313813.2"}
+SAMPLE_PARAMS = {"linkedid": "1795313813.2", "ticket_id": "1"}
 
 
 @pytest.fixture
