@@ -411,17 +411,22 @@ _ENV_OVERRIDES: tuple[tuple[str, str, str, type], ...] = (
 )
 
 
+def read_toml(path: Path, error: type[ValueError], what: str) -> dict[str, Any]:
+    """A TOML file's tables; ``error`` naming the file when it is missing or malformed."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise error(f"{what} not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: {exc}") from exc
+
+
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read the TOML file (``HOTLINE_CONFIG`` or the repository default) and apply
     environment overrides. Raises :class:`SettingsError` naming what is wrong."""
     env = os.environ if env is None else env
     path = Path(path or env.get("HOTLINE_CONFIG") or DEFAULT_CONFIG)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise SettingsError(f"settings file not found: {path}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{path}: {exc}") from exc
+    raw = read_toml(path, SettingsError, "settings file")
     if "HOTLINE_DATABASE_URL" not in env and env.get("DATABASE_URL"):
         env = {**env, "HOTLINE_DATABASE_URL": env["DATABASE_URL"]}
     for var, section, key, kind in _ENV_OVERRIDES:

@@ -8,7 +8,6 @@ is the deadline rule.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
 from hotline.logs import get_logger
+from hotline.settings import read_toml
 
 log = get_logger(__name__)
 
@@ -125,13 +125,7 @@ def parse_calendar(raw: dict[str, Any], source: str = "calendar") -> WorkingCale
 
 def load_calendar(path: str | Path) -> WorkingCalendar:
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise CalendarError(f"calendar file not found: {path}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise CalendarError(f"{path}: {exc}") from exc
-    return parse_calendar(raw, str(path))
+    return parse_calendar(read_toml(path, CalendarError, "calendar file"), str(path))
 
 
 def calendar_from(path: str | Path) -> WorkingCalendar:

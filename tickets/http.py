@@ -119,6 +119,13 @@ def _text(body: Mapping[str, Any], name: str, *, required: bool = False) -> str 
     return value
 
 
+def _account_id(body: Mapping[str, Any], default: int | None = None) -> int | None:
+    account = body.get("account_id", default)
+    if account is not None and (isinstance(account, bool) or not isinstance(account, int)):
+        raise BadRequest("account_id must be a whole number")
+    return account
+
+
 def _account(identity: Identity) -> int | None:
     """The identity's agent account, when it is a person's (the accounts' sessions)."""
     return identity.id if identity.kind == "account" else None
@@ -142,6 +149,13 @@ async def _audit(request: web.Request, action: str, subject: str | None = None,
                  detail: Mapping[str, Any] | None = None) -> None:
     async with request.app[CORE].api_pool.acquire() as conn:
         await record_request(conn, request, action, subject, detail)
+
+
+async def _changed(request: web.Request, action: str, ticket: Mapping[str, Any],
+                   detail: Mapping[str, Any] | None = None, **extra: Any) -> web.Response:
+    """Audit a change to a ticket and answer with the ticket as it is now."""
+    await _audit(request, action, f"ticket:{ticket['number']}", detail)
+    return json_response({"ticket": labelled(ticket), **extra})
 
 
 def _errors(handler):
@@ -203,9 +217,7 @@ async def open_ticket(request: web.Request) -> web.Response:
 async def open_from_disposition(request: web.Request) -> web.Response:
     body = await _body(request)
     identity = request[IDENTITY]
-    account = body.get("account_id", _account(identity))
-    if account is not None and (isinstance(account, bool) or not isinstance(account, int)):
-        raise BadRequest("account_id must be a whole number")
+    account = _account_id(body, _account(identity))
     opened = await request.app[TICKETS].open_from_disposition(
         _text(body, "linkedid", required=True) or "", _text(body, "disposition", required=True) or "",
         identity.actor, account_id=account, note=_text(body, "note") or "",
@@ -266,24 +278,19 @@ async def move_ticket(request: web.Request) -> web.Response:
         return json_response({"error": "dispatching to 12345 needs the supervisor role"}, 403)
     moved = await request.app[TICKETS].transition(ticket["id"], to, identity.actor,
                                                   _text(body, "reason", required=True) or "")
-    await _audit(request, "ticket.moved", f"ticket:{ticket['number']}",
-                 {"from": ticket["state"], "to": moved["state"]})
-    return json_response({"ticket": labelled(moved)})
+    return await _changed(request, "ticket.moved", moved, {"from": ticket["state"], "to": moved["state"]})
 
 
 @requires(Role.SUPERVISOR)
 @_errors
 async def assign_ticket(request: web.Request) -> web.Response:
     body = await _body(request)
-    account = body.get("account_id")
-    if account is not None and (isinstance(account, bool) or not isinstance(account, int)):
-        raise BadRequest("account_id must be a whole number")
+    account = _account_id(body)
     ticket = await request.app[TICKETS].assign(_id(request), request[IDENTITY].actor,
                                                department=_text(body, "department"), account_id=account,
                                                reason=_text(body, "reason"))
-    await _audit(request, "ticket.assigned", f"ticket:{ticket['number']}",
-                 {"department": ticket["department"], "account_id": ticket["assignee_account_id"]})
-    return json_response({"ticket": labelled(ticket)})
+    return await _changed(request, "ticket.assigned", ticket,
+                          {"department": ticket["department"], "account_id": ticket["assignee_account_id"]})
 
 
 @requires(Role.SUPERVISOR)
@@ -292,8 +299,7 @@ async def dispatch_ticket(request: web.Request) -> web.Response:
     body = await _body(request)
     service = request.app[TICKETS]
     ticket = await service.dispatch(_id(request), request[IDENTITY].actor, _text(body, "reason", required=True) or "")
-    await _audit(request, "ticket.dispatched", f"ticket:{ticket['number']}")
-    return json_response({"ticket": labelled(ticket), "dispatch_rate": await service.dispatch_rate()})
+    return await _changed(request, "ticket.dispatched", ticket, dispatch_rate=await service.dispatch_rate())
 
 
 @requires(Role.SUPERVISOR)
@@ -302,9 +308,8 @@ async def knowledge_answered(request: web.Request) -> web.Response:
     body = await _body(request)
     ticket = await request.app[TICKETS].resolve_knowledge_gap(
         _id(request), _text(body, "knowledge_item_id", required=True) or "", request[IDENTITY].actor)
-    await _audit(request, "ticket.knowledge_answered", f"ticket:{ticket['number']}",
-                 {"knowledge_item_id": ticket["knowledge_item_id"]})
-    return json_response({"ticket": labelled(ticket)})
+    return await _changed(request, "ticket.knowledge_answered", ticket,
+                          {"knowledge_item_id": ticket["knowledge_item_id"]})
 
 
 @requires(Role.SUPERVISOR)

@@ -182,15 +182,10 @@ class TicketService:
                             department=self.queue_departments.get(queue or ""),
                             reason=f"排队等待{hold_seconds}秒后挂机", callback=True)
             async with self.changing() as change:
-                existing = await store.lock_automatic_ticket(change.conn, linkedid)
-                if existing is None:
-                    opened = await self._open(change, new, actor)
-                    if opened.created:
-                        return opened
-                    existing = opened.ticket
-                if existing["callback"]:
-                    return Opened(existing, False)
-                ticket = await store.update_ticket(change.conn, existing["id"], {"callback": True})
+                opened = await self._open_automatic(change, new, actor)
+                if opened.created or opened.ticket["callback"]:
+                    return opened
+                ticket = await store.update_ticket(change.conn, opened.ticket["id"], {"callback": True})
                 await store.add_event(change.conn, ticket["id"], "callback.flagged", actor, reason=new.reason)
                 return Opened(ticket, False)
 
@@ -208,20 +203,15 @@ class TicketService:
                 if not questions:
                     return None
                 first = questions[0]
-                existing = await store.lock_automatic_ticket(change.conn, linkedid)
-                if existing is None:
-                    new = NewTicket(TicketSource.UNPLACED, f"语音导航未识别：{first['text']}"[:SUBJECT_MAX],
-                                    linkedid=linkedid, description="\n".join(q["text"] for q in questions),
-                                    reason="语音导航未能识别来电人的问题，且无坐席接听", callback=True,
-                                    knowledge_gap=True, unplaced_question_id=first["id"])
-                    opened = await self._open(change, new, actor)
-                    if opened.created:
-                        return opened
-                    existing = opened.ticket
-                if existing["knowledge_gap"]:
-                    return Opened(existing, False)
+                new = NewTicket(TicketSource.UNPLACED, f"语音导航未识别：{first['text']}"[:SUBJECT_MAX],
+                                linkedid=linkedid, description="\n".join(q["text"] for q in questions),
+                                reason="语音导航未能识别来电人的问题，且无坐席接听", callback=True,
+                                knowledge_gap=True, unplaced_question_id=first["id"])
+                opened = await self._open_automatic(change, new, actor)
+                if opened.created or opened.ticket["knowledge_gap"]:
+                    return opened
                 due = self.deadlines.due(Deadline.KNOWLEDGE, change.at)
-                ticket = await store.update_ticket(change.conn, existing["id"], {
+                ticket = await store.update_ticket(change.conn, opened.ticket["id"], {
                     "knowledge_gap": True, "knowledge_due": due, "unplaced_question_id": first["id"]})
                 await self._arm(change, ticket["id"], Deadline.KNOWLEDGE, due)
                 await store.add_event(change.conn, ticket["id"], "knowledge_gap.flagged", actor,
@@ -449,6 +439,14 @@ class TicketService:
         log.info("tickets.opened", ticket=ticket["number"], source=new.source.value, call_id=new.linkedid,
                  reason=new.reason)
         return Opened(ticket, True)
+
+    async def _open_automatic(self, change: Change, new: NewTicket, actor: str) -> Opened:
+        """The call's automatic ticket, locked: the one it has, or ``new``."""
+        assert new.linkedid is not None
+        existing = await store.lock_automatic_ticket(change.conn, new.linkedid)
+        if existing is not None:
+            return Opened(existing, False)
+        return await self._open(change, new, actor)
 
     async def _arm(self, change: Change, ticket_id: int, deadline: Deadline, due: datetime) -> None:
         await store.add_timers(change.conn, ticket_id, timer_plan(self.deadlines, deadline, due, change.at))
