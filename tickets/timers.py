@@ -109,7 +109,7 @@ class TimerWorker:
                 claimed = await self.run_once()
                 if claimed >= self._batch:
                     continue               # more are due: no sleep
-                wait = await self._until_next()
+                wait = await self.seconds_to_next()
             except Exception as exc:   # the database away, ...: the timers wait in their table
                 log.error("tickets.timers_failed", error=repr(exc), retry_in=RETRY_SECONDS)
                 wait = RETRY_SECONDS
@@ -119,7 +119,7 @@ class TimerWorker:
             except asyncio.TimeoutError:
                 pass
 
-    async def _until_next(self) -> float:
+    async def seconds_to_next(self) -> float:
         async with self._service.pool_of().acquire() as conn:
             due: datetime | None = await store.next_timer_due(conn)
             now = await store.now(conn)
