@@ -28,7 +28,7 @@ from hotline.auth.audit import record_request
 from hotline.auth.roles import Role, public, requires
 from hotline.core import Core
 from hotline.fanout import BrowserClient
-from hotline.hub import TOPIC_AGENTS, TOPIC_CALLS, TOPIC_QUEUES
+from hotline.hub import TOPIC_AGENTS, TOPIC_CALLS, TOPIC_QUEUES, TOPIC_TICKETS
 from hotline.http import json_response
 from hotline.logs import get_logger
 from hotline.settings import Settings
@@ -36,7 +36,7 @@ from hotline.settings import Settings
 log = get_logger(__name__)
 
 CORE = web.AppKey("core", Core)
-TOPICS = frozenset({TOPIC_CALLS, TOPIC_AGENTS, TOPIC_QUEUES})
+TOPICS = frozenset({TOPIC_CALLS, TOPIC_AGENTS, TOPIC_QUEUES, TOPIC_TICKETS})
 
 
 def create_app(settings: Settings, *, bridge: bool = True, pool: asyncpg.Pool | None = None,

@@ -21,6 +21,7 @@ FEATURES: tuple[str, ...] = (
     "recordings",     # finished MixMonitor files -> the recordings index
     "agents",         # queue membership from queue events and QueueStatus
     "ivr.menu",       # the voice menu: AsyncAGI sessions, spoken and keypad
+    "tickets",        # unresolved cases: deadlines, timers, 12345 outbox, ledger
 )
 
 

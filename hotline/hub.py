@@ -38,6 +38,7 @@ NOTIFY_LIMIT = 7900            # bytes; PostgreSQL refuses payloads of 8000 or m
 TOPIC_CALLS = "calls"          # every call's new timeline rows
 TOPIC_AGENTS = "agents"        # agents' states and calls they did not answer (agents/)
 TOPIC_QUEUES = "queues"        # the queue panel: callers waiting, agents free/busy (agents/)
+TOPIC_TICKETS = "tickets"      # tickets opened, moved, assigned, reminded, escalated (tickets/)
 # Messages a browser may be behind before it is dropped. The messages are shared by
 # every client (one bytes object each), so this bounds memory to about
 # BROWSER_QUEUE x NOTIFY_LIMIT whatever the number of clients; it is large because one

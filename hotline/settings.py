@@ -11,6 +11,7 @@ import ipaddress
 import os
 import re
 import tomllib
+import zoneinfo
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -405,6 +406,31 @@ class AgentSettings:
 
 
 @dataclass(frozen=True)
+class TicketSettings:
+    """Tickets (``[tickets]``, tickets/): deadlines, their timers, callbacks for
+    abandoned calls and the 12345 outbox."""
+
+    timezone: str = "Asia/Shanghai"     # the hotline's local time: days, the ledger's times
+    # Holidays and make-up working days (调休) by year; relative to the settings file.
+    calendar: str = "calendar.toml"
+    verify_hours: float = 2.0           # contact (verify with) the caller within this, clock hours
+    answer_hours: float = 24.0          # a solution within this, clock hours
+    knowledge_working_days: int = 5     # a knowledge-base answer for a gap within this
+    # Reminders to the assignee this long before each deadline (0: none).
+    verify_remind_minutes: float = 30.0
+    answer_remind_minutes: float = 240.0
+    knowledge_remind_minutes: float = 1440.0
+    abandoned_callback_seconds: float = 30.0   # a caller who waited longer and hung up is called back
+    timer_poll: float = 0.5             # seconds between looks at the timers table (at most)
+    reconcile_hours: float = 24.0       # at start, calls this recent that should have a ticket get one
+    dispatch_url: str = ""              # the 12345 platform's endpoint; empty: dispatches wait
+    dispatch_timeout: float = 10.0      # seconds for one POST
+    dispatch_retry_min: float = 1.0     # back-off after a failed POST, doubling up to retry_max
+    dispatch_retry_max: float = 300.0
+    dispatch_goal: float = 0.10         # at most this share of tickets dispatched (reported)
+
+
+@dataclass(frozen=True)
 class Settings:
     service: ServiceSettings
     database: DatabaseSettings
@@ -423,8 +449,8 @@ class Settings:
     carrier: CarrierSettings = CarrierSettings()
     agents: AgentSettings = field(default_factory=AgentSettings)
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
-
     web: WebSettings = field(default_factory=WebSettings)
+    tickets: TicketSettings = field(default_factory=TicketSettings)
     source: Path | None = field(default=None, compare=False)
 
     def department(self, code: str) -> Department:
@@ -490,17 +516,22 @@ _ENV_OVERRIDES: tuple[tuple[str, str, str, type], ...] = (
 )
 
 
+def read_toml(path: Path, error: type[ValueError], what: str) -> dict[str, Any]:
+    """A TOML file's tables; ``error`` naming the file when it is missing or malformed."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise error(f"{what} not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: {exc}") from exc
+
+
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read the TOML file (``HOTLINE_CONFIG`` or the repository default) and apply
     environment overrides. Raises :class:`SettingsError` naming what is wrong."""
     env = os.environ if env is None else env
     path = Path(path or env.get("HOTLINE_CONFIG") or DEFAULT_CONFIG)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise SettingsError(f"settings file not found: {path}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{path}: {exc}") from exc
+    raw = read_toml(path, SettingsError, "settings file")
     if "HOTLINE_DATABASE_URL" not in env and env.get("DATABASE_URL"):
         env = {**env, "HOTLINE_DATABASE_URL": env["DATABASE_URL"]}
     for var, section, key, kind in _ENV_OVERRIDES:
@@ -618,6 +649,7 @@ def _build(raw: Mapping[str, Any], config_dir: Path) -> Settings:
         agents=_agents(raw.get("agents")),
         reconcile=ReconcileSettings.from_mapping(raw.get("reconcile")),
         web=WebSettings.from_mapping(raw.get("web")),
+        tickets=_tickets(raw.get("tickets"), config_dir),
     )
 
 
@@ -656,6 +688,39 @@ def _agents(raw: Any) -> AgentSettings:
     if numbers["wrapup_max"] <= 0:
         raise SettingsError("[agents] wrapup_max must be more than 0 seconds")
     return AgentSettings(pause_reasons=tuple(reasons), **numbers)
+
+
+def _tickets(raw: Any, config_dir: Path) -> TicketSettings:
+    values = dict(raw or {})
+    defaults = TicketSettings()
+    unknown = sorted(set(values) - set(TicketSettings.__dataclass_fields__))
+    if unknown:
+        raise SettingsError(f"[tickets] has unknown setting(s): {', '.join(unknown)}")
+    for name, value in values.items():
+        default = getattr(defaults, name)
+        if isinstance(default, str):
+            if not isinstance(value, str):
+                raise SettingsError(f"[tickets] {name} must be a string")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise SettingsError(f"[tickets] {name} must be a number, 0 or more")
+        elif isinstance(default, int) and not isinstance(value, int):
+            raise SettingsError(f"[tickets] {name} must be a whole number")
+        elif isinstance(default, float):
+            values[name] = float(value)
+    calendar = Path(values.get("calendar", defaults.calendar))
+    values["calendar"] = str(calendar if calendar.is_absolute() else config_dir / calendar)
+    settings = TicketSettings(**values)
+    if settings.verify_hours <= 0 or settings.answer_hours <= 0 or settings.knowledge_working_days < 1:
+        raise SettingsError("[tickets] verify_hours, answer_hours and knowledge_working_days must be more than 0")
+    if settings.timer_poll <= 0 or settings.dispatch_timeout <= 0 or settings.dispatch_retry_min <= 0:
+        raise SettingsError("[tickets] timer_poll, dispatch_timeout and dispatch_retry_min must be more than 0")
+    try:
+        zoneinfo.ZoneInfo(settings.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(f"[tickets] timezone {settings.timezone!r} is not a known time zone") from exc
+    if settings.dispatch_url and not settings.dispatch_url.startswith(("http://", "https://")):
+        raise SettingsError("[tickets] dispatch_url must be an http:// or https:// address")
+    return settings
 
 
 def _supervisors(raw: Any) -> tuple[str, ...]:

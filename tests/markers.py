@@ -79,6 +79,9 @@ SLOW_TESTS = frozenset({
     "test_db_outage.py::test_a_recording_registered_while_the_database_is_read_only_is_stored_when_it_returns",  # 1.3 s
     "test_call_writer.py::test_what_a_writer_closed_during_an_outage_holds_is_written_by_the_next_one",  # 0.9 s
     "test_call_writer.py::test_a_backlog_past_max_is_spilled_to_disk_and_written_in_order",  # 0.9 s
+    "test_tickets.py::test_a_reminder_then_an_escalation_when_the_deadline_passes",  # 1.2 s (real deadlines)
+    "test_tickets_outbox.py::test_nothing_is_lost_or_taken_twice_when_the_worker_is_killed_mid_run",  # 2.3 s
+    "test_tickets_outbox.py::test_a_failing_then_silent_platform_gets_the_case_once_and_its_answers_act_once",  # 1.1 s
     # ~3 s: the module's full `hotline prompts build` (every sound, the hold music), shared
     "test_sounds.py::test_the_build_makes_every_needed_sound_and_the_hold_music",
     "test_sounds.py::test_compose_puts_the_built_tree_where_asterisk_reads_it",

@@ -1,0 +1,82 @@
+"""Tickets, wired in: the service (``app[TICKETS]``), the triggers on committed
+call facts, the timer worker and the 12345 outbox worker (every process runs
+both: they share their tables safely), the HTTP routes. Tables in
+``migrations/011_tickets.sql``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator
+
+from aiohttp import web
+
+from hotline.core import Core
+from hotline.logs import get_logger
+from hotline.tasks import cancel_and_wait
+from tickets import http
+from tickets.calendar import calendar_from
+from tickets.events import TicketTriggers
+from tickets.http import TICKETS
+from tickets.outbox import DispatchWorker
+from tickets.service import TicketService
+from tickets.timers import TimerWorker
+
+log = get_logger(__name__)
+
+TICKET_TRIGGERS = web.AppKey("ticket_triggers", TicketTriggers)
+TICKET_TIMERS = web.AppKey("ticket_timers", TimerWorker)
+TICKET_OUTBOX = web.AppKey("ticket_outbox", DispatchWorker)
+
+
+def setup(app: web.Application, core: Core) -> None:
+    settings = core.settings.tickets
+    service = TicketService(core.settings, lambda: core.pool, core.hub, calendar_from(settings.calendar))
+    triggers = TicketTriggers(service)
+    timers = TimerWorker(service, settings.timer_poll, core.hub.origin)
+    outbox = DispatchWorker(service, settings, core.hub.origin)
+    service.on_timers.append(timers.poke)
+    service.on_dispatch.append(outbox.poke)
+    app[TICKETS] = service
+    app[TICKET_TRIGGERS] = triggers
+    app[TICKET_TIMERS] = timers
+    app[TICKET_OUTBOX] = outbox
+    http.add_routes(app)
+
+    async def outbox_report() -> dict[str, Any]:
+        async with core.pool.acquire(timeout=1.0) as conn:
+            row = await conn.fetchrow(
+                """SELECT count(*) AS pending, max(attempts) AS most_attempts,
+                          extract(epoch FROM now() - min(created_at))::int AS oldest_seconds
+                   FROM ticket_dispatches WHERE status = 'pending'""")
+        return {**dict(row), "sending": settings.dispatch_url != ""}
+
+    core.health.add("tickets_outbox", outbox_report, required=False)
+
+    async def context(_app: web.Application) -> AsyncIterator[None]:
+        unsubscribe = core.hub.subscribe(triggers.committed, remote=False)   # each bridge its own calls
+        core.on_settle(triggers.wait_idle)
+        timers.start()
+        if settings.dispatch_url:
+            outbox.start()
+        else:
+            log.warning("tickets.dispatch_not_configured",
+                        detail="[tickets] dispatch_url is empty: dispatches to 12345 wait in the outbox")
+        catch_up = asyncio.create_task(_reconcile(triggers), name="tickets-reconcile")
+        try:
+            yield
+        finally:
+            await core.settle_quietly()      # the last committed calls may open tickets
+            unsubscribe()
+            await cancel_and_wait(catch_up)
+            await triggers.wait_idle()
+            await timers.close()
+            await outbox.close()
+
+    app.cleanup_ctx.append(context)
+
+
+async def _reconcile(triggers: TicketTriggers) -> None:
+    try:
+        await triggers.reconcile()
+    except Exception:   # tried again at the next start
+        log.exception("tickets.reconcile_failed")
