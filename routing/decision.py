@@ -51,6 +51,7 @@ class Decision:
     menu: str | None = None        # keypad menu to open (action keypad)
     fillers: tuple[str, ...] = ()
     attempt: int = 1
+    model: tuple[tuple[str, float], ...] = ()   # the classifier's top classes and probabilities
 
     @property
     def unplaced(self) -> bool:
@@ -79,6 +80,7 @@ class Decision:
             "menu": self.menu,
             "fillers": list(self.fillers),
             "attempt": self.attempt,
+            "classifier": {label: round(p, 3) for label, p in self.model},
         }
 
 
