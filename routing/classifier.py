@@ -49,6 +49,13 @@ class Classifier:
                               features=len(self.table), corpus_size=model.get("corpus_size", 0))
 
     @classmethod
+    def empty(cls, why: str) -> "Classifier":
+        """A model that knows no features: the router decides on terms alone."""
+        data = gzip.compress(json.dumps({"version": f"none ({why})", "corpus_hash": "", "classes": [],
+                                         "intercept": [], "features": {}}).encode(), mtime=0)
+        return cls(data)
+
+    @classmethod
     def load(cls, path: str | Path = MODEL_PATH) -> "Classifier":
         try:
             return cls(Path(path).read_bytes())

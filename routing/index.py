@@ -152,6 +152,9 @@ class Knowledge:
             self._classifier = default_classifier()
         return self._classifier
 
+    def use_classifier(self, classifier: Classifier) -> None:
+        self._classifier = classifier
+
     def question_similarity(self, item_id: str, content: str) -> float:
         """Dice coefficient of character bigrams: a tie-breaker between items."""
         a, b = self.item_bigrams[item_id], _bigrams(content)

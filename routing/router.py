@@ -345,7 +345,7 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
     greeting): a low-confidence first attempt re-prompts, a later one goes to
     the keypad. ``menu`` is the keypad menu a spoken key refers to."""
     norm = normalize(text)
-    base = dict(text=text, attempt=attempt)
+    base = dict(text=text, attempt=attempt, model_id=tuple(knowledge.classifier.info.short().items()))
     fallback = knowledge.fallback_department
 
     operator = _operator_term(norm, syllables(norm), knowledge)

@@ -54,15 +54,29 @@ def serialise(model: dict[str, Any]) -> bytes:
     return gzip.compress(raw, compresslevel=9, mtime=0)
 
 
-def train(items, departments: Sequence[str], path: Path = MODEL_PATH) -> dict[str, Any]:
+
+def train(items, departments: Sequence[str], path: Path = MODEL_PATH, *, write: bool = True) -> dict[str, Any]:
     """Generate the corpus, fit, write ``path``; returns what was done."""
     started = time.perf_counter()
     corpus = generate(items, departments)
     model = fit(corpus)
     data = serialise(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    unchanged = path.exists() and path.read_bytes() == data
+    if write:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
     return {"path": str(path), "utterances": len(corpus), "corpus_hash": model["corpus_hash"],
             "features": len(model["features"]), "bytes": len(data),
             "model_sha256": hashlib.sha256(data).hexdigest(),
-            "seconds": round(time.perf_counter() - started, 2)}
+            "unchanged": unchanged, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def run_train(settings, *, check: bool = False) -> int:
+    """``hotline routing train [--check]``."""
+    from knowledge.files import load_items
+
+    items = load_items(None, settings=settings)
+    departments = [d.code for d in settings.departments]
+    result = train(items, departments, write=not check)
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    return 1 if check and not result["unchanged"] else 0
