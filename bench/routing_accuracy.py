@@ -10,6 +10,13 @@ Sets (tests/data/):
 * utterances_holdout.jsonl  written before any tuning; measured once, then its
                             failures motivated two knowledge-base fixes
 * utterances_holdout2.jsonl written after that, before those fixes; never tuned on
+* utterances_heldout_i12.jsonl  304 lines by style (plain ... indirect, complaint,
+                            person, district, two_depts), written and committed before
+                            the classifier's training corpus; never trained or tuned on
+
+"wrong without confirmation" is the confidently-wrong count: routed, answered by
+self-service or sent to a person, to the wrong place. Memory: what loading the
+trained classifier allocates (tracemalloc).
 
 Latency: every line is routed ``--repeat`` times (after one warm-up pass) and
 the per-decision time is reported as p50/p95, overall and per action. This is
@@ -23,8 +30,10 @@ import argparse
 import json
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
+from routing.classifier import Classifier
 from routing.evaluate import Report, format_confusion, format_report, percentile, read_manifest, evaluate_lines
 from routing.index import Knowledge
 from routing.router import route
@@ -32,7 +41,8 @@ from routing.router import route
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 SETS = (("labelled (tuned on)", "utterances.jsonl"),
         ("held-out 1", "utterances_holdout.jsonl"),
-        ("held-out 2", "utterances_holdout2.jsonl"))
+        ("held-out 2", "utterances_holdout2.jsonl"),
+        ("held-out issue 12 (never trained or tuned on)", "utterances_heldout_i12.jsonl"))
 
 
 def _latencies(texts: list[str], knowledge: Knowledge, repeat: int) -> dict[str, list[float]]:
@@ -60,13 +70,26 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     knowledge = Knowledge.from_files()
     load_ms = (time.perf_counter() - started) * 1000
+    tracemalloc.start()
+    started = time.perf_counter()
+    model = Classifier.load()
+    model_ms = (time.perf_counter() - started) * 1000
+    model_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    knowledge.use_classifier(model)
 
     figures: dict[str, object] = {"knowledge": {"items": len(knowledge.items), "terms": len(knowledge.terms),
                                                 "load_ms": round(load_ms, 1)}}
     failed = False
     all_texts: list[str] = []
+    figures["model"] = {"version": model.info.version, "corpus_hash": model.info.corpus_hash,
+                        "features": model.info.features, "load_ms": round(model_ms, 1),
+                        "memory_mb": round(model_bytes / 2 ** 20, 1)}
     text_out = [f"knowledge base: {len(knowledge.items)} items, {len(knowledge.terms)} terms, "
-                f"loaded in {load_ms:.0f} ms", ""]
+                f"loaded in {load_ms:.0f} ms",
+                f"classifier {model.info.version} (corpus {model.info.corpus_hash[:12]}, "
+                f"{model.info.features} features): loaded in {model_ms:.0f} ms, "
+                f"{model_bytes / 2 ** 20:.1f} MB", ""]
     for title, name in SETS:
         path = DATA / name
         if not path.exists():
@@ -85,9 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             text_out.append(f"== {title}: {name}")
             text_out.append(f"accuracy {100 * summary['accuracy']:.1f}% ({summary['correct']}/{summary['lines']}), "
-                            f"wrong without confirmation {summary['wrong_without_confirmation']}")
+                            f"wrong without confirmation {summary['wrong_without_confirmation']} "
+                            f"({100 * summary['wrong_without_confirmation'] / summary['lines']:.2f}%)")
             for kind, k in summary["by_kind"].items():
-                text_out.append(f"  {kind:<10} {100 * k['accuracy']:5.1f}% ({k['correct']}/{k['lines']})")
+                text_out.append(f"  {kind:<10} {100 * k['accuracy']:5.1f}% ({k['correct']}/{k['lines']}), "
+                                f"wrong without confirmation {k['wrong_without_confirmation']}")
             kb = summary["knowledge_item"]
             if kb["lines"]:
                 text_out.append(f"  knowledge item {100 * kb['accuracy']:.1f}% ({kb['correct']}/{kb['lines']})")

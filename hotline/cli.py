@@ -161,6 +161,14 @@ def _route_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text")
 
 
+def _routing_arguments(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="routing_command", required=True)
+    train = commands.add_parser("train", help="rebuild config/routing/model.json.gz from the corpus (needs the "
+                                              "'train' extra: scikit-learn)")
+    train.add_argument("--check", action="store_true", help="exit 1 if the committed model is not what "
+                                                            "training gives now (nothing written)")
+
+
 def _asr_arguments(parser: argparse.ArgumentParser) -> None:
     asr_commands = parser.add_subparsers(dest="asr_command", required=True)
     evaluate = asr_commands.add_parser("eval", help="accuracy of recognition + routing on a JSONL manifest")
@@ -262,6 +270,12 @@ def _run_route(_settings: Settings, args: argparse.Namespace) -> int:
     return run_route(args.text)
 
 
+def _run_routing(settings: Settings, args: argparse.Namespace) -> int:
+    from routing.training import run_train
+
+    return run_train(settings, check=args.check)
+
+
 def _run_asr(settings: Settings, args: argparse.Namespace) -> int:
     from routing.evaluate import run_eval
 
@@ -292,6 +306,7 @@ COMMANDS: tuple[Command, ...] = (
             lambda settings, args: _asterisk_secrets(settings, args.dir)),
     Command("route", "how the voice menu would route a caller's words (JSON)", _route_arguments, _run_route),
     Command("asr", "speech recognition tools", _asr_arguments, _run_asr),
+    Command("routing", "the intent classifier (train)", _routing_arguments, _run_routing),
     Command("knowledge", "the knowledge base (import, export, check, unplaced)", _knowledge_arguments,
             _run_knowledge),
     Command("calls", "recent calls, or one call's timeline", _calls_arguments, _run_calls),

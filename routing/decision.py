@@ -51,6 +51,8 @@ class Decision:
     menu: str | None = None        # keypad menu to open (action keypad)
     fillers: tuple[str, ...] = ()
     attempt: int = 1
+    model: tuple[tuple[str, float], ...] = ()   # the classifier's top classes and probabilities
+    model_id: tuple[tuple[str, str], ...] = ()  # the classifier's version, training-data and file hashes
 
     @property
     def unplaced(self) -> bool:
@@ -79,6 +81,8 @@ class Decision:
             "menu": self.menu,
             "fillers": list(self.fillers),
             "attempt": self.attempt,
+            "classifier": {label: round(p, 3) for label, p in self.model},
+            "model": dict(self.model_id),
         }
 
 
@@ -105,6 +109,8 @@ def timeline_detail(decision: Decision, *, transcripts: Iterable[str] = (),
         "runner_up": ({"department": decision.scores[1][0], "score": round(decision.scores[1][1], 3)}
                       if len(decision.scores) > 1 else None),
         "attempt": decision.attempt,
+        # Which trained model decided (its version and the hash of its training data).
+        "model": {**dict(decision.model_id), "top": {label: round(p, 3) for label, p in decision.model}},
     }
     partials = list(partials)
     if partials:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from routing import thresholds as T
+from routing.classifier import Classifier, default_classifier
 from routing.text import fuzzy_all, normalize, syllables
 from routing.vocabulary import GENERIC, OPERATOR_TERMS, TOPIC_CUES
 from knowledge.files import knowledge_directory, load_items
@@ -55,8 +56,10 @@ class Knowledge:
     """Everything :func:`routing.route` needs, built from knowledge items and the
     settings (departments, their names, the keypad menus, the operator key)."""
 
-    def __init__(self, items: Sequence[KnowledgeItem], settings: Settings):
+    def __init__(self, items: Sequence[KnowledgeItem], settings: Settings,
+                 classifier: "Classifier | None" = None):
         self.settings = settings
+        self._classifier = classifier
         self.departments = tuple(d.code for d in settings.departments)
         self.department_names = {d.code: d.name for d in settings.departments}
         self.fallback_department = settings.menu.fallback_department
@@ -141,6 +144,16 @@ class Knowledge:
         ``HOTLINE_KNOWLEDGE_DIR``) against the settings' departments."""
         settings = settings or load_settings()
         return cls(load_items(path, settings=settings), settings)
+
+    @property
+    def classifier(self) -> Classifier:
+        """The trained intent classifier (the repository's model unless one was given)."""
+        if self._classifier is None:
+            self._classifier = default_classifier()
+        return self._classifier
+
+    def use_classifier(self, classifier: Classifier) -> None:
+        self._classifier = classifier
 
     def question_similarity(self, item_id: str, content: str) -> float:
         """Dice coefficient of character bigrams: a tie-breaker between items."""

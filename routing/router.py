@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from routing import thresholds as T
+from routing.corpus import OPERATOR
 from routing.decision import Action, Decision, Match
 from routing.index import Knowledge, Term, topics_in
 from routing.text import fuzzy_all, normalize, strip_fillers, syllables
@@ -344,7 +345,7 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
     greeting): a low-confidence first attempt re-prompts, a later one goes to
     the keypad. ``menu`` is the keypad menu a spoken key refers to."""
     norm = normalize(text)
-    base = dict(text=text, attempt=attempt)
+    base = dict(text=text, attempt=attempt, model_id=tuple(knowledge.classifier.info.short().items()))
     fallback = knowledge.fallback_department
 
     operator = _operator_term(norm, syllables(norm), knowledge)
@@ -386,40 +387,74 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
     scores = score_departments(matches, knowledge)
     topics = topics_in(content)
     transfer = any(cue in content for cue in TRANSFER_CUES)
-    common = dict(base, content=content, matches=tuple(matches), scores=tuple(scores), topics=topics)
+    classifier = knowledge.classifier
+    abstain = classifier.known_share(content) < T.CLASSIFIER_MIN_KNOWN
+    probs = {} if abstain else classifier.probabilities(content)
+    model = _model_note(probs)
+    common = dict(base, content=content, matches=tuple(matches), scores=tuple(scores), topics=topics,
+                  model=model)
+    if probs.get(OPERATOR, 0.0) >= T.CLASSIFIER_OPERATOR:
+        return Decision(**common, action=Action.OPERATOR, department=fallback, item=None,
+                        confidence=probs[OPERATOR], reason=f"operator requested (classifier {probs[OPERATOR]:.2f})")
     best, best_score = scores[0] if scores else (None, 0.0)
     runner_up = scores[1][1] if len(scores) > 1 else 0.0
-    confidence = max(0.0, best_score - T.COMPETITION * runner_up)
+    matcher_confidence = max(0.0, best_score - T.COMPETITION * runner_up)
     heard = _describe(matches)
+    ranked = sorted(((p, d) for d, p in probs.items() if d in knowledge.departments), reverse=True)
+    p_best, guess = ranked[0] if ranked else (0.0, None)
+    p_of = lambda d: probs.get(d, 0.0)  # noqa: E731
+    said = "classifier abstains (unknown words)" if abstain else f"classifier {guess} {p_best:.2f}"
+    if abstain:
+        guess, p_best = best, 0.0
 
-    if best is None or confidence < T.CONFIRM:
+    if best is None or matcher_confidence < T.CONFIRM:
         if key is not None:
             decided = key_decision(key, T.KEY_WEAK_CONFIDENCE)
             if decided is not None:
                 return decided
-        if best is None and topics and not transfer:
+        if (best is None and topics and not transfer
+                and (abstain or (guess == fallback and p_best >= T.SELF_SERVICE_AGREEMENT))):
             item_id, item_score, how = choose_item(fallback, matches, topics, content, knowledge)
             item = knowledge.items.get(item_id) if item_id else None
             if item is not None and item.self_service and how == "topic":
                 return Decision(**common, action=Action.SELF_SERVICE, department=fallback, item=item_id,
                                 confidence=T.TOPIC_ONLY_CONFIDENCE, item_score=item_score,
-                                reason=f"self-service topic {'/'.join(topics)} with no department -> {item_id}")
-        why = ("no department terms heard" if best is None else
-               f"too unsure: {best} {best_score:.2f} vs {scores[1][0] if len(scores) > 1 else '-'} "
-               f"{runner_up:.2f} ({heard})")
-        return Decision(**common, action=_give_up(attempt), department=None, item=None, confidence=confidence,
-                        reason=why, menu=menu if attempt >= T.MAX_SPEECH_ATTEMPTS else None)
+                                reason=f"self-service topic {'/'.join(topics)} with no department -> {item_id}"
+                                       f"; {said}")
+        if guess is not None and p_best >= T.CLASSIFIER_CONFIRM:
+            best, confidence = guess, p_best
+            if confidence < T.CLASSIFIER_ROUTE:
+                confidence = min(confidence, T.DISAGREE_CAP)
+        else:
+            why = ("no department terms heard" if best is None else
+                   f"too unsure: {best} {best_score:.2f} vs {scores[1][0] if len(scores) > 1 else '-'} "
+                   f"{runner_up:.2f} ({heard})")
+            return Decision(**common, action=_give_up(attempt), department=None, item=None,
+                            confidence=max(matcher_confidence, p_best), reason=f"{why}; {said}",
+                            menu=menu if attempt >= T.MAX_SPEECH_ATTEMPTS else None)
+    elif abstain:
+        confidence = matcher_confidence
+    elif guess == best:
+        confidence = min(1.0, max(matcher_confidence, p_best) + T.AGREE_BONUS)
+    else:
+        exact = any(m.kind == "exact" and best in m.departments for m in matches)
+        complaint = guess in T.PRIORITY_DEPARTMENTS and p_best >= T.CLASSIFIER_COMPLAINT
+        if complaint or not (exact and matcher_confidence >= T.ROUTE and p_of(best) >= T.MATCHER_KEEPS):
+            if p_best >= p_of(best) or complaint:
+                best = guess
+        confidence = min(max(matcher_confidence, p_of(best)), T.DISAGREE_CAP)
 
     item_id, item_score, how = choose_item(best, matches, topics, content, knowledge)
     item = knowledge.items.get(item_id) if item_id else None
     if confidence >= T.ROUTE:
-        if item is not None and item.self_service and not transfer and how in ("keywords", "topic"):
+        if (item is not None and item.self_service and not transfer and how in ("keywords", "topic")
+                and (abstain or (guess == best and p_best >= T.SELF_SERVICE_AGREEMENT))):
             action = Action.SELF_SERVICE
         else:
             action = Action.ROUTE
     else:
         action = Action.CONFIRM
-    reason = f"{best} {best_score:.2f} ({heard})"
+    reason = f"{best} {dict(scores).get(best, 0.0):.2f} ({heard}); {said}"
     if len(scores) > 1:
         reason += f"; next {scores[1][0]} {runner_up:.2f}"
     if item_id:
@@ -430,3 +465,8 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
         reason += "; transfer asked"
     return Decision(**common, action=action, department=best, item=item_id, confidence=confidence,
                     item_score=item_score, reason=reason)
+
+
+def _model_note(probs: dict[str, float]) -> tuple[tuple[str, float], ...]:
+    """The classifier's three most likely classes (for the decision's record)."""
+    return tuple(sorted(probs.items(), key=lambda kv: -kv[1])[:3])

@@ -64,3 +64,28 @@ TOPIC_ONLY_CONFIDENCE = 0.75     # "几点上班？" with no department: the gen
 # --- keys spoken or typed into the transcript ("按3", "三号")
 KEY_CONFIDENCE = 0.95            # "按三", "选3", or the whole utterance is one digit
 KEY_WEAK_CONFIDENCE = 0.80       # "三号": used only when speech names no department
+
+# --- the trained classifier (routing.classifier), combined with the term matcher.
+# Its probabilities come from logistic regression over the generated corpus; the
+# numbers below were chosen on the labelled set (utterances.jsonl) and the
+# corpus, never on the issue-12 held-out set.
+# Below this share of known features (routing.classifier.known_share) the
+# classifier abstains and the matcher decides alone (e.g. a knowledge base in
+# another language than the model was trained on).
+CLASSIFIER_MIN_KNOWN = 0.30
+CLASSIFIER_OPERATOR = 0.60       # P(operator) at or above this: a person, whatever else was heard
+CLASSIFIER_ROUTE = 0.85          # the matcher heard nothing sure: route on the classifier alone
+CLASSIFIER_CONFIRM = 0.45        # ...or confirm its department
+AGREE_BONUS = 0.10               # matcher and classifier name the same department
+# When they disagree the caller is asked (confidence capped below ROUTE): a
+# wrong department must cost a confirmation, not a transfer.
+DISAGREE_CAP = 0.65
+# The matcher's department stands against the classifier if it was heard
+# exactly and the classifier gives it at least this probability.
+MATCHER_KEEPS = 0.10
+# A complaint the classifier is sure of outranks the service it names.
+CLASSIFIER_COMPLAINT = 0.50
+# A self-service answer is played only if the classifier agrees the caller asks
+# about that department with at least this probability (a complaint about the
+# opening hours is a complaint, not a question about them).
+SELF_SERVICE_AGREEMENT = 0.40

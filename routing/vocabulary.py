@@ -14,7 +14,8 @@ FILLERS = (
 # "人工"/"转人工"/"找人"/"0" always reach a person.
 OPERATOR_TERMS = (
     "转人工", "人工服务", "人工客服", "人工台", "人工", "找人", "真人", "接线员", "话务员",
-    "客服人员",
+    "客服人员", "客服", "找工作人员", "叫工作人员", "转工作人员", "要工作人员", "找个工作人员",
+    "不要机器", "机器人",
 )
 # ...unless the caller says the opposite, or the words are part of something else.
 OPERATOR_NEGATIONS = ("不要", "不用", "不需要", "别", "不找")

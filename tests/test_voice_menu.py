@@ -28,6 +28,7 @@ import pytest
 from asr.audio import read_pcm, write_wav
 from asr.engine import bundled_test_model_path
 from ivr.menu.voice import VoiceService
+from routing.classifier import default_classifier
 from tests.bridge_harness import (QUEUE_ADD_8006, bridge_on, call_row, ended_call, eventually,
                                   timeline_detail, timeline_kinds)
 from tests.conftest import ASTERISK_FIXTURES
@@ -150,6 +151,9 @@ async def test_caller_says_what_they_need_and_is_queued(voice_settings, db):
     assert heard[0]["department"] == "social_security" and heard[0]["action"] == "route"
     assert heard[0]["reaction"] == "routed" and heard[0]["confidence"] >= 0.7
     assert heard[0]["partials"] and 0 <= heard[0]["decision_ms"] < 1000
+    model = default_classifier().info   # which trained model decided, and on what data
+    assert heard[0]["model"]["version"] == model.version
+    assert heard[0]["model"]["corpus"] == model.corpus_hash[:12]
     routed = await timeline_detail(db, MENU_CALL, "menu.routed")
     assert routed == [{"department": "social_security", "queue": "social_security", "reason": "speech"}]
     kinds = await timeline_kinds(db, MENU_CALL)

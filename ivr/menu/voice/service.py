@@ -17,6 +17,8 @@ import asyncpg
 from asr.audiosocket import AudioSocketServer
 from asr.engine import ModelError, RecognizerPool
 from routing import Decision, Knowledge
+from routing.classifier import Classifier
+from routing.classifier import ModelError as RoutingModelError
 from routing.vocabulary import CONFIRM_NO, CONFIRM_YES, OPERATOR_TERMS
 from knowledge.store import record_unplaced
 from hotline.logs import get_logger
@@ -105,6 +107,13 @@ class VoiceService:
         except (OSError, ValueError) as exc:
             log.error("voice.disabled", reason=f"knowledge base unusable: {exc}")
             return None
+        try:
+            model = (await asyncio.to_thread(lambda: knowledge.classifier)).info
+            log.info("routing.model_loaded", version=model.version, corpus_hash=model.corpus_hash,
+                     model_sha256=model.model_sha256, features=model.features, utterances=model.corpus_size)
+        except RoutingModelError as exc:
+            knowledge.use_classifier(Classifier.empty("model unreadable"))
+            log.error("routing.model_unusable", reason=str(exc), fallback="term matcher alone")
         try:
             pool = await RecognizerPool.start(settings.asr)
         except ModelError as exc:

@@ -1,0 +1,126 @@
+"""The classifier's training utterances, generated from the hand-written sources
+in ``config/routing/corpus/`` (see its README) and the knowledge base (every
+item's question and keywords). Deterministic: the same sources give the same
+utterances in the same order, and :func:`corpus_hash` names them.
+
+Styles: plain, colloquial, filler, dialect, short (frames x phrases); indirect
+(situations written by hand); complaint (complaints about any service are
+labelled ``complaint``); who_does (who the caller is + what they ask: the
+request decides); district (places x frames); person (requests for a person:
+label ``operator``); asr_noisy (recogniser-style variants of all of these,
+:mod:`routing.noise`); knowledge (questions and keywords of the knowledge base).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from routing.noise import Confusions
+from knowledge.model import KnowledgeItem
+
+OPERATOR = "operator"   # the label of a request for a person (not a department)
+SOURCES = Path(__file__).resolve().parent.parent / "config" / "routing" / "corpus"
+SEED = "hotline-routing-corpus-1"
+
+# Frames x phrases sampled per department and style (all when fewer).
+PER_STYLE = {"plain": 70, "colloquial": 45, "filler": 45, "dialect": 35, "short": 40}
+COMPLAINT_ABOUT = 12     # per department: complaints about its services
+WHO_DOES = 10            # per department
+NOISY_SHARE = 0.35       # share of utterances that also get a recogniser-style variant
+
+
+@dataclass(frozen=True)
+class Utterance:
+    text: str
+    label: str          # a department code or OPERATOR
+    style: str
+
+
+def read_sections(path: Path) -> dict[str, list[str]]:
+    """``[section]`` headers and one entry per line; ``#`` comments."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], [])
+            continue
+        if current is None:
+            raise ValueError(f"{path}: {line!r} is outside a [section]")
+        current.append(line)
+    return sections
+
+
+def _sample(rng: random.Random, pool: Sequence[str], n: int) -> list[str]:
+    return list(pool) if len(pool) <= n else rng.sample(list(pool), n)
+
+
+def generate(items: Iterable[KnowledgeItem], departments: Sequence[str],
+             sources: Path = SOURCES) -> list[Utterance]:
+    items = list(items)
+    templates = read_sections(sources / "templates.txt")
+    places = read_sections(sources / "places.txt")
+    operator = read_sections(sources / "operator.txt")
+    per_dept = {d: read_sections(sources / f"{d}.txt") for d in departments}
+    rng = random.Random(SEED)
+    out: list[Utterance] = []
+
+    phrases: dict[str, list[str]] = {}
+    for dept in departments:
+        own = per_dept[dept].get("phrases", [])
+        kb = [k for i in items if i.department == dept for k in i.keywords]
+        phrases[dept] = list(dict.fromkeys(own + kb))
+
+    for dept in departments:
+        for style, n in PER_STYLE.items():
+            frames = templates[style]
+            combos = [f.replace("{x}", p) for f in frames for p in phrases[dept]]
+            out.extend(Utterance(t, dept, style) for t in _sample(rng, combos, n))
+        for sentence in per_dept[dept].get("situations", []):
+            out.append(Utterance(sentence, dept, "indirect"))
+            out.append(Utterance(rng.choice(templates["filler"]).replace("{x}", sentence), dept, "indirect"))
+        for sentence in per_dept[dept].get("dialect", []):
+            out.append(Utterance(sentence, dept, "dialect"))
+        for item in items:
+            if item.department == dept:
+                out.append(Utterance(item.question, dept, "knowledge"))
+        if dept != "complaint":
+            combos = [f.replace("{x}", p) for f in templates["complaint_about"] for p in phrases[dept]]
+            out.extend(Utterance(t, "complaint", "complaint") for t in _sample(rng, combos, COMPLAINT_ABOUT))
+        combos = [f.replace("{x}", p) for f in templates["who_does"] for p in phrases[dept]]
+        out.extend(Utterance(t, dept, "who_does") for t in _sample(rng, combos, WHO_DOES))
+
+    if "district" in departments:
+        combos = [f.replace("{p}", p) for f in places["templates"] for p in places["places"]]
+        out.extend(Utterance(t, "district", "district") for t in _sample(rng, combos, 160))
+    for sentence in operator["sentences"]:
+        out.append(Utterance(sentence, OPERATOR, "person"))
+        out.append(Utterance(rng.choice(templates["filler"]).replace("{x}", sentence), OPERATOR, "person"))
+
+    inventory = "".join(u.text for u in out) + "".join(i.question + i.answer for i in items)
+    confusions = Confusions(inventory)
+    noisy = [Utterance(confusions.noisy(u.text, rng), u.label, "asr_noisy")
+             for u in out if rng.random() < NOISY_SHARE]
+    out.extend(noisy)
+
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for u in out:
+        if (u.text, u.label) not in seen:
+            seen.add((u.text, u.label))
+            unique.append(u)
+    return unique
+
+
+def corpus_hash(utterances: Iterable[Utterance]) -> str:
+    """sha256 of the utterances and labels, in order: the training data's name."""
+    digest = hashlib.sha256()
+    for u in utterances:
+        digest.update(f"{u.label}\t{u.text}\n".encode("utf-8"))
+    return digest.hexdigest()
