@@ -336,3 +336,10 @@ def deadline_met(ticket: Mapping[str, Any], deadline: Deadline) -> bool:
 
 def deadline_due(ticket: Mapping[str, Any], deadline: Deadline) -> datetime | None:
     return ticket.get(DUE_COLUMN[deadline])
+
+
+async def call_has_ticket_of(conn: asyncpg.Connection, linkedid: str, actor: str, account_id: int | None) -> bool:
+    """Whether a ticket of the call was opened by ``actor`` or is assigned to the account."""
+    return await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM tickets WHERE linkedid = $1
+                          AND (opened_by = $2 OR assignee_account_id = $3))""", linkedid, actor, account_id)
