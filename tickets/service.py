@@ -278,6 +278,39 @@ class TicketService:
                                   detail={"knowledge_item_id": knowledge_item_id})
             return ticket
 
+    async def flag_knowledge_gap(self, ticket_id: int, actor: str, reason: str) -> dict[str, Any]:
+        """Mark an open ticket 知识库缺失: the knowledge base had no answer for the
+        caller's question, so an answer is due within ``knowledge_working_days``
+        (an editor task, see :mod:`tickets.gaps`). Flagging it again changes nothing."""
+        if not reason.strip():
+            raise TicketInputError("a reason is required")
+        async with self.changing() as change:
+            ticket = await self._lock(change, ticket_id)
+            if ticket["knowledge_gap"]:
+                return ticket
+            if TicketState(ticket["state"]) not in OPEN_STATES:
+                raise TicketInputError(f"ticket {ticket['number']} is closed")
+            due = self.deadlines.due(Deadline.KNOWLEDGE, change.at)
+            ticket = await store.update_ticket(change.conn, ticket_id, {"knowledge_gap": True, "knowledge_due": due})
+            await self._arm(change, ticket_id, Deadline.KNOWLEDGE, due)
+            await store.add_event(change.conn, ticket_id, "knowledge_gap.flagged", actor, reason=reason.strip(),
+                                  detail={"knowledge_due": due})
+            log.info("tickets.knowledge_gap_flagged", ticket=ticket["number"], knowledge_due=due.isoformat())
+            return ticket
+
+    async def add_note(self, ticket_id: int, actor: str, text: str) -> dict[str, Any]:
+        """A note on the ticket's timeline (a call made, what the caller said):
+        kept like every other row, never edited."""
+        text = text.strip()
+        if not text:
+            raise TicketInputError("a note needs text")
+        if len(text) > DESCRIPTION_MAX:
+            raise TicketInputError(f"a note is limited to {DESCRIPTION_MAX} characters")
+        async with self.changing() as change:
+            ticket = await self._lock(change, ticket_id)
+            await store.add_event(change.conn, ticket_id, "note", actor, reason=text)
+            return ticket
+
     # -- 12345 ---------------------------------------------------------------------
 
     async def dispatch(self, ticket_id: int, actor: str, reason: str) -> dict[str, Any]:
