@@ -35,6 +35,7 @@ from hotline.auth.audit import record_request
 from hotline.auth.middleware import IDENTITY
 from hotline.auth.roles import Role, requires
 from hotline.http import json_response
+from reports.store import ticket_figures
 from tickets import ledger, store
 from tickets.access import BadRequest, only_visible, visible
 from tickets.access import filters as ticket_filters
@@ -309,7 +310,7 @@ async def report(request: web.Request) -> web.Response:
     service = request.app[TICKETS]
     filters = _filters(request, service)
     async with _reading(request) as conn:
-        figures = await store.report(conn, filters["since"], filters["until"])
+        figures = await ticket_figures(conn, filters["since"], filters["until"], filters["department"])
     goal = service.settings.dispatch_goal
     opened = figures["opened"]
     rate = figures["dispatched"] / opened if opened else 0.0

@@ -275,15 +275,18 @@ async def recordings_of(conn: asyncpg.Connection, linkedid: str) -> list[dict[st
     return [dict(r) for r in rows]
 
 
-LIST_FILTER = """
+# A ticket (alias t) that is open with a deadline passed unmet.
+OVERDUE = """(t.state <> 'closed' AND (
+            (t.verified_at IS NULL AND t.verify_due < now() AND t.state IN ('to_verify', 'reopened'))
+         OR (t.answered_at IS NULL AND t.answer_due < now() AND t.state IN ('to_verify', 'reopened', 'in_progress'))
+         OR (t.knowledge_gap AND t.knowledge_done_at IS NULL AND t.knowledge_due < now())))"""
+
+LIST_FILTER = f"""
     ($1::timestamptz IS NULL OR t.opened_at >= $1)
     AND ($2::timestamptz IS NULL OR t.opened_at < $2)
     AND ($3::text IS NULL OR t.department = $3)
     AND ($4::text[] IS NULL OR t.state = ANY($4))
-    AND (NOT $5 OR (t.state <> 'closed' AND (
-            (t.verified_at IS NULL AND t.verify_due < now() AND t.state IN ('to_verify', 'reopened'))
-         OR (t.answered_at IS NULL AND t.answer_due < now() AND t.state IN ('to_verify', 'reopened', 'in_progress'))
-         OR (t.knowledge_gap AND t.knowledge_done_at IS NULL AND t.knowledge_due < now()))))
+    AND (NOT $5 OR {OVERDUE})
     AND ($6::bigint IS NULL OR t.assignee_account_id = $6)
     AND ($7::text IS NULL OR t.opened_by = $7 OR t.assignee_account_id = $8)
 """
@@ -306,28 +309,6 @@ async def find_tickets(conn: asyncpg.Connection, *, since: datetime | None = Non
         since, until, department, list(states) if states else None, overdue, assignee, visible_to,
         visible_account, before_id, limit)
     return [dict(r) for r in rows]
-
-
-PERIOD = "($1::timestamptz IS NULL OR opened_at >= $1) AND ($2::timestamptz IS NULL OR opened_at < $2)"
-
-
-async def report(conn: asyncpg.Connection, since: datetime | None, until: datetime | None) -> dict[str, Any]:
-    """The tickets' figures for a period (tickets opened in it)."""
-    row = await conn.fetchrow(
-        f"""SELECT count(*) AS opened,
-                   count(*) FILTER (WHERE dispatched_at IS NOT NULL) AS dispatched,
-                   count(*) FILTER (WHERE state = 'closed') AS closed,
-                   count(*) FILTER (WHERE escalated_at IS NOT NULL) AS escalated,
-                   count(*) FILTER (WHERE verified_at <= verify_due) AS verified_in_time,
-                   count(*) FILTER (WHERE verified_at IS NOT NULL OR verify_due < now()) AS verify_due_or_met,
-                   count(*) FILTER (WHERE answered_at <= answer_due) AS answered_in_time,
-                   count(*) FILTER (WHERE answered_at IS NOT NULL OR answer_due < now()) AS answer_due_or_met,
-                   count(*) FILTER (WHERE knowledge_gap) AS knowledge_gaps,
-                   count(*) FILTER (WHERE knowledge_done_at <= knowledge_due) AS knowledge_in_time
-            FROM tickets WHERE {PERIOD}""", since, until)
-    sources = await conn.fetch(f"SELECT source, count(*) AS n FROM tickets WHERE {PERIOD} GROUP BY source",
-                               since, until)
-    return {**dict(row), "by_source": {r["source"]: r["n"] for r in sources}}
 
 
 def deadline_met(ticket: Mapping[str, Any], deadline: Deadline) -> bool:
