@@ -1,8 +1,8 @@
 """Tickets, wired in: the service (``app[TICKETS]``), the triggers on committed
 call facts, the timer worker and the 12345 outbox worker (every process runs
-both: they share their tables safely), the HTTP routes and the pages; an
-agent may play the recordings of a call whose ticket is theirs. Tables in
-``migrations/011_tickets.sql``."""
+both: they share their tables safely), the HTTP routes, the pages and the
+knowledge-base editors' tasks; an agent may play the recordings of a call
+whose ticket is theirs. Tables in ``migrations/011_tickets.sql``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hotline.core import Core
 from hotline.logs import get_logger
 from hotline.tasks import cancel_and_wait
 from recordings.http import PLAYBACK_GRANTS
-from tickets import http, pages, store
+from tickets import gaps, http, pages, store
 from tickets.access import account_of
 from tickets.calendar import calendar_from
 from tickets.events import TicketTriggers
@@ -45,6 +45,7 @@ def setup(app: web.Application, core: Core) -> None:
     app[TICKET_OUTBOX] = outbox
     http.add_routes(app)
     pages.add_routes(app)
+    gaps.add_routes(app)
     app[PLAYBACK_GRANTS].append(ticket_holder_may_listen)
 
     async def outbox_report() -> dict[str, Any]:

@@ -324,3 +324,39 @@ async def call_has_ticket_of(conn: asyncpg.Connection, linkedid: str, actor: str
     return await conn.fetchval(
         """SELECT EXISTS (SELECT 1 FROM tickets WHERE linkedid = $1
                           AND (opened_by = $2 OR assignee_account_id = $3))""", linkedid, actor, account_id)
+
+
+# ------------------------------------------------------------------ knowledge-base gaps
+
+async def open_gap_tickets(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    """Tickets marked 知识库缺失 whose answer is not in yet, the soonest due
+    first, each with the questions its call left unplaced."""
+    rows = await conn.fetch(
+        """SELECT t.*, COALESCE((SELECT array_agg(u.text ORDER BY u.id) FROM unplaced_questions u
+                                 WHERE u.linkedid = t.linkedid OR u.id = t.unplaced_question_id), '{}') AS questions
+           FROM tickets t WHERE t.knowledge_gap AND t.knowledge_done_at IS NULL
+           ORDER BY t.knowledge_due, t.id""")
+    return [dict(r) for r in rows]
+
+
+# An open gap ticket t that covers the unplaced question u.
+COVERS = """t.knowledge_gap AND t.knowledge_done_at IS NULL
+            AND (t.unplaced_question_id = u.id OR (u.linkedid IS NOT NULL AND t.linkedid = u.linkedid))"""
+
+
+async def unticketed_questions(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]]:
+    """Open unplaced questions no open gap ticket covers (the call was answered
+    by a person, or the question came from a tool), oldest first."""
+    rows = await conn.fetch(
+        f"""SELECT u.id, u.text, u.linkedid, u.status, u.created_at, u.transcript_confidence
+            FROM unplaced_questions u
+            WHERE u.status IN ('new', 'in_progress') AND NOT EXISTS (SELECT 1 FROM tickets t WHERE {COVERS})
+            ORDER BY u.created_at, u.id LIMIT $1""", limit)
+    return [dict(r) for r in rows]
+
+
+async def gap_ticket_of_question(conn: asyncpg.Connection, question_id: int) -> int | None:
+    """The open gap ticket that covers this unplaced question, if any."""
+    return await conn.fetchval(
+        f"SELECT t.id FROM unplaced_questions u JOIN tickets t ON {COVERS} WHERE u.id = $1 ORDER BY t.id LIMIT 1",
+        question_id)
