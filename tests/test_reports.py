@@ -32,8 +32,8 @@ from reports.figures import period_of
 from reports.service import build_report
 from tests.bridge_harness import bearer, replay_call
 from tests.conftest import ASTERISK_FIXTURES
-from tests.standin import Transcript
-from tests.test_bridge_calls import ABANDONED_CALL
+from tests.standin import AgiCaller, Emulator, Transcript
+from tests.test_bridge_calls import ABANDONED_CALL, BREAK_CALL
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 11, 20)
@@ -259,17 +259,23 @@ async def test_an_empty_period_gives_no_rates_not_zero(settings, db):
 
 
 async def test_the_captured_calls_through_the_bridge_are_counted_as_stored(settings, db):
-    """The captured abandoned call (6 s in general_queue) replayed through the
-    real bridge and call writer: offered, abandoned, its wait."""
-    transcript = Transcript.load(ASTERISK_FIXTURES / "call-queue-abandoned.jsonl")
-    call = await replay_call(transcript.connection(1), settings, db, ABANDONED_CALL)
-    local = call["started_at"].astimezone(TZ).date()
+    """Two captured Asterisk calls replayed through the real bridge and call
+    writer: one queued straight away and abandoned after 6 s, one whose caller
+    failed the keypad menu three times, was sent to general_queue and
+    abandoned after 5 s."""
+    abandoned = Transcript.load(ASTERISK_FIXTURES / "call-queue-abandoned.jsonl")
+    first = await replay_call(abandoned.connection(1), settings, db, ABANDONED_CALL)
+    gave_up = Transcript.load(ASTERISK_FIXTURES / "call-asyncagi-break-fallback.jsonl")
+    await replay_call(gave_up.connection(1), settings, db, BREAK_CALL,
+                      emulator=Emulator(agi=AgiCaller(inputs=["*", None, "*"])))
+    local = first["started_at"].astimezone(TZ).date()
     async with db.acquire() as conn:
         report = await build_report(conn, settings, period(settings, local, local))
     calls = report["calls"]
-    assert (calls["calls"], calls["offered"], calls["answered"], calls["abandoned"]) == (1, 1, 0, 1)
-    assert calls["abandon_rate"] == 1.0 and calls["wait"]["longest"] == 6.0 and calls["service_level"] == 0.0
-    assert report["intents"] == [] or report["intents"][0]["department"] == "general"
+    assert (calls["calls"], calls["offered"], calls["answered"], calls["abandoned"]) == (2, 2, 0, 2)
+    assert calls["abandon_rate"] == 1.0 and calls["service_level"] == 0.0
+    assert (calls["wait"]["mean"], calls["wait"]["longest"]) == (5.5, 6.0)
+    assert [(i["department"], i["calls"], i["by_speech"]) for i in report["intents"]] == [("general", 1, 0)]
 
 
 @pytest.fixture
