@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -68,28 +68,32 @@ async def report_page(request: web.Request) -> web.Response:
         "source_labels": {s.value: label for s, label in SOURCE_LABELS.items()}})
 
 
-@requires(Role.SUPERVISOR)
-async def report_json(request: web.Request) -> web.Response:
+async def _answered(request: web.Request, form: str,
+                    answer: Callable[[Period, dict[str, Any]], web.Response]) -> web.Response:
+    """A JSON or CSV route: ``answer`` with the report, or the refusal as JSON."""
     try:
-        _, report = await _report(request, "json")
+        period, report = await _report(request, form)
     except BadPeriod as exc:
         return json_response({"error": str(exc)}, 400)
     except (asyncpg.QueryCanceledError, asyncio.TimeoutError):
         return _busy()
-    return json_response({"report": report})
+    return answer(period, report)
+
+
+def _attachment(period: Period, report: dict[str, Any]) -> web.Response:
+    response = web.Response(body=to_csv(report).encode("utf-8-sig"), content_type="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="report-{period.first}-{period.last}.csv"'
+    return response
+
+
+@requires(Role.SUPERVISOR)
+async def report_json(request: web.Request) -> web.Response:
+    return await _answered(request, "json", lambda _period, report: json_response({"report": report}))
 
 
 @requires(Role.SUPERVISOR)
 async def report_csv(request: web.Request) -> web.Response:
-    try:
-        period, report = await _report(request, "csv")
-    except BadPeriod as exc:
-        return json_response({"error": str(exc)}, 400)
-    except (asyncpg.QueryCanceledError, asyncio.TimeoutError):
-        return _busy()
-    response = web.Response(body=to_csv(report).encode("utf-8-sig"), content_type="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="report-{period.first}-{period.last}.csv"'
-    return response
+    return await _answered(request, "csv", _attachment)
 
 
 def add_routes(app: web.Application) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from hotline.auth.roles import Role
-from tests.test_browser_accounts import browser, fill_login, page, server, web_settings  # noqa: F401 (fixtures)
+from tests.test_browser_accounts import browser, fill_login, page  # noqa: F401 (fixtures)
 from tests.web_harness import make_account
 
 TZ = ZoneInfo("Asia/Shanghai")

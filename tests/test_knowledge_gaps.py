@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from hotline.app import create_app
 from hotline.auth.roles import Role
 from knowledge.store import record_unplaced, seed_from_files
 from tickets.http import TICKETS
@@ -20,25 +19,13 @@ from tickets.model import Deadline
 from tests.bridge_harness import bearer
 from tests.test_ticket_pages import person
 from tests.test_tickets import a_call
-from tests.web_harness import fast
 
 LOST = "1795500000.1"        # the menu could not place the question, nobody took the call
 ANSWERED = "1795500000.2"    # a person took the call: the question stays an editor's task
 
 
 @pytest.fixture
-def web_settings(settings):
-    return fast(settings)
-
-
-@pytest.fixture
-async def server(web_settings, db):
-    async with TestServer(create_app(web_settings, bridge=False, pool=db)) as server:
-        yield server
-
-
-@pytest.fixture
-async def gaps(server, db):
+async def gaps(web_server, db):
     """A gap ticket opened the way the triggers open it, and a question without one."""
     await seed_from_files(db)
     await a_call(db, LOST, answered=False, heard="无人机怎么登记")
@@ -46,7 +33,7 @@ async def gaps(server, db):
     second = await record_unplaced(db, "还有航拍要不要报备", linkedid=LOST)
     await a_call(db, ANSWERED, answered=True, heard="养狗要办什么证")
     alone = await record_unplaced(db, "养狗要办什么证", linkedid=ANSWERED)
-    opened = await server.app[TICKETS].open_for_unplaced(LOST)
+    opened = await web_server.app[TICKETS].open_for_unplaced(LOST)
     return {"ticket": opened.ticket, "questions": (first, second), "alone": alone}
 
 
@@ -59,16 +46,16 @@ async def audit(db, action: str) -> list:
         return await conn.fetch("SELECT subject, detail FROM audit_log WHERE action = $1 ORDER BY id", action)
 
 
-async def test_the_tasks_are_listed_with_their_deadlines(server, db, web_settings, gaps):
+async def test_the_tasks_are_listed_with_their_deadlines(web_server, db, web_settings, gaps):
     ticket = gaps["ticket"]
-    async with person(server, db, web_settings, "bian.ji", Role.SUPERVISOR) as editor, \
-            person(server, db, web_settings, "wang.fang") as agent:
+    async with person(web_server, db, web_settings, "bian.ji", Role.SUPERVISOR) as editor, \
+            person(web_server, db, web_settings, "wang.fang") as agent:
         html = await editor.page("/knowledge/gaps")
         # Soonest due first: the question was kept a moment before the ticket opened.
         assert task_rows(html) == [f"question-{gaps['alone']}", f"ticket-{ticket['id']}"]
         # The ticket's two questions are one task (not listed again on their own).
         assert html.count("无人机怎么登记") == 1 and "还有航拍要不要报备" in html and "养狗要办什么证" in html
-        service = server.app[TICKETS]
+        service = web_server.app[TICKETS]
         async with db.acquire() as conn:
             kept = await conn.fetchval("SELECT created_at FROM unplaced_questions WHERE id = $1", gaps["alone"])
         for due in (ticket["knowledge_due"], service.deadlines.due(Deadline.KNOWLEDGE, kept)):
@@ -81,9 +68,9 @@ async def test_the_tasks_are_listed_with_their_deadlines(server, db, web_setting
     assert [r["subject"] for r in await audit(db, "knowledge_gap.viewed")] == [f"ticket:{ticket['id']}"]
 
 
-async def test_linking_an_existing_item_closes_the_ticket_and_its_questions(server, db, web_settings, gaps):
+async def test_linking_an_existing_item_closes_the_ticket_and_its_questions(web_server, db, web_settings, gaps):
     ticket = gaps["ticket"]
-    async with person(server, db, web_settings, "bian.ji", Role.SUPERVISOR) as editor:
+    async with person(web_server, db, web_settings, "bian.ji", Role.SUPERVISOR) as editor:
         path = f"/knowledge/gaps/ticket/{ticket['id']}"
         missing = await editor.post_form(f"{path}/link", {"item_id": "transport.no_such_item"})
         assert missing.status == 400 and "没有编号为“transport.no_such_item”的条目" in await missing.text()
@@ -107,13 +94,13 @@ async def test_linking_an_existing_item_closes_the_ticket_and_its_questions(serv
     assert [r["subject"] for r in await audit(db, "ticket.knowledge_answered")] == [f"ticket:{ticket['number']}"]
 
 
-async def test_a_new_item_is_checked_added_and_answers_the_question(server, db, web_settings, gaps):
+async def test_a_new_item_is_checked_added_and_answers_the_question(web_server, db, web_settings, gaps):
     alone = gaps["alone"]
     path = f"/knowledge/gaps/question/{alone}"
     item = {"id": "civil_affairs.dog_licence", "department": "civil_affairs", "question": "养狗要办什么证？",
             "answer": "养犬须在犬只满三个月后到住所地派出所办理养犬登记证。",
             "keywords": "养狗，养犬登记、狗证", "procedure": "为犬只接种狂犬疫苗\n到派出所登记", "materials": "身份证"}
-    async with person(server, db, web_settings, "bian.ji", Role.SUPERVISOR) as editor:
+    async with person(web_server, db, web_settings, "bian.ji", Role.SUPERVISOR) as editor:
         bad = await editor.post_form(f"{path}/create", {**item, "id": "Dog Licence", "keywords": ""})
         text = await bad.text()
         assert bad.status == 400 and "新条目未通过校验" in text and "编号：" in text and "关键词：" in text
@@ -135,9 +122,9 @@ async def test_a_new_item_is_checked_added_and_answers_the_question(server, db, 
     assert [r["subject"] for r in await audit(db, "unplaced_question.answered")] == [f"question:{alone}"]
 
 
-async def test_a_question_is_dismissed_only_with_a_reason(server, db, web_settings, gaps):
+async def test_a_question_is_dismissed_only_with_a_reason(web_server, db, web_settings, gaps):
     alone, ticket = gaps["alone"], gaps["ticket"]
-    async with person(server, db, web_settings, "bian.ji", Role.SUPERVISOR) as editor:
+    async with person(web_server, db, web_settings, "bian.ji", Role.SUPERVISOR) as editor:
         assert (await editor.post_form(f"/knowledge/gaps/question/{alone}/dismiss", {"note": ""})).status == 400
         assert (await editor.post_form(f"/knowledge/gaps/ticket/{ticket['id']}/dismiss",
                                        {"note": "不处理"})).status == 400     # a ticket's gap is answered, not dismissed
@@ -152,7 +139,7 @@ async def test_a_question_is_dismissed_only_with_a_reason(server, db, web_settin
     assert (question["status"], question["note"]) == ("dismissed", "识别错误，来电人在问别人") and still_open
 
 
-async def test_answering_a_question_a_gap_ticket_now_covers_closes_that_ticket(server, db, web_settings, gaps):
+async def test_answering_a_question_a_gap_ticket_now_covers_closes_that_ticket(web_server, db, web_settings, gaps):
     """The editor opened the question's page before the call's ticket was
     flagged 知识库缺失: the answer closes the ticket too."""
     alone = gaps["alone"]
@@ -160,9 +147,9 @@ async def test_answering_a_question_a_gap_ticket_now_covers_closes_that_ticket(s
         ticket_id = await conn.fetchval(
             """INSERT INTO tickets (source, linkedid, subject, opened_by, verify_due, answer_due)
                VALUES ('disposition', $1, '养狗办证', 'test', now(), now()) RETURNING id""", ANSWERED)
-    async with person(server, db, web_settings, "bian.ji", Role.SUPERVISOR) as editor:
+    async with person(web_server, db, web_settings, "bian.ji", Role.SUPERVISOR) as editor:
         assert 'id="dismiss-form"' in await editor.page(f"/knowledge/gaps/question/{alone}")
-        await server.app[TICKETS].flag_knowledge_gap(ticket_id, "test", "知识库没有养犬登记")
+        await web_server.app[TICKETS].flag_knowledge_gap(ticket_id, "test", "知识库没有养犬登记")
         assert (await editor.post_form(f"/knowledge/gaps/question/{alone}/link",
                                        {"item_id": "civil_affairs.overview"})).status == 303
     async with db.acquire() as conn:
@@ -171,8 +158,8 @@ async def test_answering_a_question_a_gap_ticket_now_covers_closes_that_ticket(s
     assert row["knowledge_item_id"] == "civil_affairs.overview" and row["knowledge_done_at"] and status == "answered"
 
 
-async def test_the_api_refuses_an_item_that_does_not_exist(server, db, gaps):
-    async with TestClient(server) as client:
+async def test_the_api_refuses_an_item_that_does_not_exist(web_server, db, gaps):
+    async with TestClient(web_server) as client:
         response = await client.post(f"/api/tickets/{gaps['ticket']['id']}/knowledge",
                                      json={"knowledge_item_id": "nothing.here"}, headers=await bearer(db))
         assert response.status == 400 and "no knowledge item" in (await response.json())["error"]

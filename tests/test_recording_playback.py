@@ -22,7 +22,7 @@ from tests.bridge_harness import QUEUE_ADD_8006, bearer, bridge_on, ended_call, 
 from tests.conftest import ASTERISK_FIXTURES
 from tests.standin import AgiCaller, AmiStandIn, Emulator
 from tests.test_bridge_calls import MENU_CALL, menu_script
-from tests.web_harness import fast, log_in, make_account
+from tests.web_harness import log_in, make_account
 
 ASTERISK_DIR = "/var/spool/asterisk/monitor"
 SIZE = 10_000
@@ -60,17 +60,6 @@ def test_if_range_keeps_the_range_only_for_the_same_file():
 
 # ------------------------------------------------------------------ over HTTP
 
-@pytest.fixture
-def web_settings(settings):
-    return fast(settings)
-
-
-@pytest.fixture
-async def server(web_settings, db):
-    async with TestServer(create_app(web_settings, bridge=False, pool=db)) as server:
-        yield server
-
-
 def audio_bytes(n: int = 48_044) -> bytes:
     return bytes((i * 7 + i // 256) % 256 for i in range(n))
 
@@ -97,11 +86,11 @@ async def a_recording(db, settings, linkedid: str = "1795400000.1", body: bytes 
     return dict(row)
 
 
-async def test_a_supervisor_plays_a_recording_whole_and_in_ranges(server, db, web_settings):
+async def test_a_supervisor_plays_a_recording_whole_and_in_ranges(web_server, db, web_settings):
     body = audio_bytes()
     recording = await a_recording(db, web_settings, body=body)
     path = f"/recordings/{recording['id']}"
-    async with TestClient(server) as client:
+    async with TestClient(web_server) as client:
         await make_account(db, web_settings, "zhao.ban", Role.SUPERVISOR)
         await log_in(client, "zhao.ban")
         whole = await client.get(path)
@@ -140,7 +129,7 @@ async def test_a_supervisor_plays_a_recording_whole_and_in_ranges(server, db, we
     assert played[0]["actor"].endswith(":zhao.ban") and json.loads(played[0]["detail"])["call"] == "1795400000.1"
 
 
-async def test_who_may_listen(server, db, web_settings):
+async def test_who_may_listen(web_server, db, web_settings):
     taken = await a_recording(db, web_settings, "1795400000.1")
     ticketed = await a_recording(db, web_settings, "1795400000.2")
     other = await a_recording(db, web_settings, "1795400000.3")
@@ -155,7 +144,7 @@ async def test_who_may_listen(server, db, web_settings):
             """INSERT INTO tickets (source, linkedid, subject, opened_by, verify_due, answer_due,
                                     assignee_account_id)
                VALUES ('manual', '1795400000.2', '回电', 'test', now(), now(), $1)""", agent.id)
-    async with TestClient(server) as client:
+    async with TestClient(web_server) as client:
         await log_in(client, "wang.fang")
         assert (await client.get(f"/recordings/{taken['id']}")).status == 200
         assert (await client.get(f"/recordings/{ticketed['id']}", headers={"Range": "bytes=0-9"})).status == 206
@@ -174,7 +163,7 @@ async def test_who_may_listen(server, db, web_settings):
         ("test supervisor", f"recording:{other['id']}")]
 
 
-async def test_files_outside_the_recordings_folder_are_never_served(server, db, web_settings, tmp_path):
+async def test_files_outside_the_recordings_folder_are_never_served(web_server, db, web_settings, tmp_path):
     secret = tmp_path / "secret.wav"
     secret.write_bytes(b"RIFF not yours")
     climbing = await a_recording(db, web_settings, "1795400000.4",
@@ -186,18 +175,18 @@ async def test_files_outside_the_recordings_folder_are_never_served(server, db, 
     outside = await a_recording(db, web_settings, "1795400000.6", asterisk_path=str(secret))
     gone = await a_recording(db, web_settings, "1795400000.7", asterisk_path=f"{ASTERISK_DIR}/2026/gone.wav")
     supervisor = await bearer(db, "supervisor")
-    async with TestClient(server) as client:
+    async with TestClient(web_server) as client:
         for recording in (climbing, linked, outside, gone):
             response = await client.get(f"/recordings/{recording['id']}", headers=supervisor)
             assert response.status == 404, recording["asterisk_path"]
             assert b"RIFF not yours" not in await response.read()
 
 
-async def test_a_recording_is_not_played_unless_registered_ok(server, db, web_settings):
+async def test_a_recording_is_not_played_unless_registered_ok(web_server, db, web_settings):
     recording = await a_recording(db, web_settings)
     async with db.acquire() as conn:
         await conn.execute("UPDATE recordings SET status = 'empty' WHERE id = $1", recording["id"])
-    async with TestClient(server) as client:
+    async with TestClient(web_server) as client:
         response = await client.get(f"/recordings/{recording['id']}", headers=await bearer(db, "supervisor"))
         assert response.status == 404 and "录音不可用（empty）" in await response.text()
 

@@ -10,27 +10,14 @@ import re
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from hotline.app import create_app
 from hotline.auth.roles import Role
 from tickets.model import TRANSITIONS, TicketState
 from tests.test_tickets import CALL, a_call
-from tests.web_harness import fast, log_in, make_account
+from tests.web_harness import log_in, make_account
 
 S = TicketState
-
-
-@pytest.fixture
-def web_settings(settings):
-    return fast(settings)
-
-
-@pytest.fixture
-async def server(web_settings, db):
-    async with TestServer(create_app(web_settings, bridge=False, pool=db)) as server:
-        yield server
 
 
 class Person:
@@ -55,9 +42,9 @@ class Person:
 
 
 @asynccontextmanager
-async def person(server, db, settings, login: str, role: Role = Role.AGENT, **account) -> AsyncIterator[Person]:
+async def person(web_server, db, settings, login: str, role: Role = Role.AGENT, **account) -> AsyncIterator[Person]:
     made = await make_account(db, settings, login, role, **account)
-    async with TestClient(server) as client:
+    async with TestClient(web_server) as client:
         yield Person(client, await log_in(client, login), made.id)
 
 
@@ -74,10 +61,10 @@ async def audit(db, action: str) -> list:
         return await conn.fetch("SELECT actor, subject, detail FROM audit_log WHERE action = $1 ORDER BY id", action)
 
 
-async def test_agents_see_their_own_tickets_supervisors_every_ticket(server, db, web_settings):
-    async with person(server, db, web_settings, "wang.fang", name="王芳") as wang, \
-            person(server, db, web_settings, "li.na", name="李娜") as li, \
-            person(server, db, web_settings, "zhao.ban", Role.SUPERVISOR, name="赵班长") as boss:
+async def test_agents_see_their_own_tickets_supervisors_every_ticket(web_server, db, web_settings):
+    async with person(web_server, db, web_settings, "wang.fang", name="王芳") as wang, \
+            person(web_server, db, web_settings, "li.na", name="李娜") as li, \
+            person(web_server, db, web_settings, "zhao.ban", Role.SUPERVISOR, name="赵班长") as boss:
         mine = await wang.open_ticket("路灯不亮", department="construction")
         theirs = await li.open_ticket("噪音扰民")
         assert ticket_numbers(await wang.page("/tickets")) == [mine["number"]]
@@ -107,9 +94,9 @@ async def test_agents_see_their_own_tickets_supervisors_every_ticket(server, db,
     assert [r["actor"].split(":")[-1] for r in await audit(db, "ticket.assigned")] == ["zhao.ban"]
 
 
-async def test_the_buttons_are_the_moves_the_transition_table_allows(server, db, web_settings):
-    async with person(server, db, web_settings, "zhao.ban", Role.SUPERVISOR) as boss, \
-            person(server, db, web_settings, "wang.fang") as agent:
+async def test_the_buttons_are_the_moves_the_transition_table_allows(web_server, db, web_settings):
+    async with person(web_server, db, web_settings, "zhao.ban", Role.SUPERVISOR) as boss, \
+            person(web_server, db, web_settings, "wang.fang") as agent:
         ticket = await agent.open_ticket("社保补缴")
         path = f"/tickets/{ticket['id']}"
         walk = [S.IN_PROGRESS, S.ANSWERED, S.FOLLOW_UP, S.REOPENED, S.IN_PROGRESS, S.ANSWERED, S.CLOSED, S.REOPENED]
@@ -132,8 +119,8 @@ async def test_the_buttons_are_the_moves_the_transition_table_allows(server, db,
     assert len(await audit(db, "ticket.moved")) == len(walk)
 
 
-async def test_refused_changes_say_why_and_change_nothing(server, db, web_settings):
-    async with person(server, db, web_settings, "wang.fang") as agent:
+async def test_refused_changes_say_why_and_change_nothing(web_server, db, web_settings):
+    async with person(web_server, db, web_settings, "wang.fang") as agent:
         ticket = await agent.open_ticket("税务咨询")
         path = f"/tickets/{ticket['id']}"
         illegal = await agent.post_form(f"{path}/move", {"to": "closed", "reason": "直接办结"})
@@ -155,8 +142,8 @@ async def test_refused_changes_say_why_and_change_nothing(server, db, web_settin
     assert await audit(db, "ticket.moved") == [] and len(await audit(db, "csrf.refused")) == 1
 
 
-async def test_notes_a_knowledge_gap_and_a_dispatch_from_the_page(server, db, web_settings):
-    async with person(server, db, web_settings, "zhao.ban", Role.SUPERVISOR) as boss:
+async def test_notes_a_knowledge_gap_and_a_dispatch_from_the_page(web_server, db, web_settings):
+    async with person(web_server, db, web_settings, "zhao.ban", Role.SUPERVISOR) as boss:
         ticket = await boss.open_ticket("公积金异地转移")
         path = f"/tickets/{ticket['id']}"
         assert (await boss.post_form(f"{path}/note", {"text": "已电话联系来电人，约定明天回复"})).status == 303
@@ -180,9 +167,9 @@ async def test_notes_a_knowledge_gap_and_a_dispatch_from_the_page(server, db, we
         == [1, 1, 1]
 
 
-async def test_the_list_filters_by_state_department_assignee_overdue_and_date(server, db, web_settings):
-    async with person(server, db, web_settings, "zhao.ban", Role.SUPERVISOR) as boss, \
-            person(server, db, web_settings, "li.na") as li:
+async def test_the_list_filters_by_state_department_assignee_overdue_and_date(web_server, db, web_settings):
+    async with person(web_server, db, web_settings, "zhao.ban", Role.SUPERVISOR) as boss, \
+            person(web_server, db, web_settings, "li.na") as li:
         tax = await boss.open_ticket("税务咨询", department="tax")
         late = await boss.open_ticket("路灯不亮", department="construction")
         old = await boss.open_ticket("去年的工单", department="tax")
@@ -209,9 +196,9 @@ async def _local_date(db, expression: str) -> str:
         return await conn.fetchval(f"SELECT to_char(({expression}) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD')")
 
 
-async def test_the_ticket_page_shows_its_call_transcript_and_a_player_for_the_recording(server, db, web_settings):
+async def test_the_ticket_page_shows_its_call_transcript_and_a_player_for_the_recording(web_server, db, web_settings):
     await a_call(db)
-    async with person(server, db, web_settings, "wang.fang") as agent:
+    async with person(web_server, db, web_settings, "wang.fang") as agent:
         response = await agent.client.post(
             "/api/tickets/from-disposition", headers={"X-CSRF-Token": agent.csrf},
             json={"linkedid": CALL, "disposition": "未解决", "note": "社保断缴补缴问题"})

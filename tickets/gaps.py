@@ -28,7 +28,7 @@ from hotline.app import CORE
 from hotline.auth.audit import record_request
 from hotline.auth.middleware import IDENTITY
 from hotline.auth.roles import Role, page, requires
-from hotline.web import add_nav, add_templates, render, render_error
+from hotline.web import add_nav, add_templates, form_text, render, render_error
 from knowledge.model import check_item
 from knowledge.store import add_item, fetch_item, search, set_unplaced_status
 from tickets import store
@@ -113,11 +113,6 @@ async def gap_page(request: web.Request) -> web.Response:
     return await _task_page(request)
 
 
-def _field(form: Mapping[str, Any], name: str) -> str:
-    value = form.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
-
-
 def _lines(text: str, *separators: str) -> list[str]:
     for separator in separators:
         text = text.replace(separator, "\n")
@@ -127,10 +122,10 @@ def _lines(text: str, *separators: str) -> list[str]:
 def _new_item(request: web.Request, form: Mapping[str, Any]):
     """The item the form describes, checked as the knowledge files are:
     (item, problems in Chinese-labelled form)."""
-    raw = {"id": _field(form, "id"), "department": _field(form, "department"), "question": _field(form, "question"),
-           "answer": _field(form, "answer"), "procedure": _lines(_field(form, "procedure")),
-           "materials": _lines(_field(form, "materials")),
-           "keywords": _lines(_field(form, "keywords"), ",", "，", "、", ";", "；"),
+    raw = {"id": form_text(form, "id"), "department": form_text(form, "department"), "question": form_text(form, "question"),
+           "answer": form_text(form, "answer"), "procedure": _lines(form_text(form, "procedure")),
+           "materials": _lines(form_text(form, "materials")),
+           "keywords": _lines(form_text(form, "keywords"), ",", "，", "、", ";", "；"),
            "self_service": form.get("self_service") == "1"}
     item, problems = check_item(raw, file="网页表单", where="新条目",
                                 departments=request.app[TICKETS].department_names)
@@ -143,7 +138,7 @@ async def gap_answer(request: web.Request) -> web.StreamResponse:
     """POST /knowledge/gaps/{kind}/{id}/{link|create|dismiss}."""
     how = request.match_info["how"]
     form = await request.post()
-    kept = {name: _field(form, name) for name in ("item_id", "id", "department", "question", "answer",
+    kept = {name: form_text(form, name) for name in ("item_id", "id", "department", "question", "answer",
                                                   "procedure", "materials", "keywords", "note")}
     actor = request[IDENTITY].actor
     async with _reading(request) as conn:

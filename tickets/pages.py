@@ -28,7 +28,7 @@ from hotline.app import CORE
 from hotline.auth.audit import record_request
 from hotline.auth.middleware import IDENTITY
 from hotline.auth.roles import Role, page, requires
-from hotline.web import add_nav, add_templates, render, render_error
+from hotline.web import add_nav, add_templates, form_text, render, render_error
 from tickets import store
 from tickets.access import BadRequest, filters, only_visible, visible, whole
 from tickets.http import TICKETS
@@ -170,24 +170,19 @@ async def ticket_page(request: web.Request) -> web.Response:
     return await _ticket_view(request)
 
 
-def _field(form: Mapping[str, Any], name: str) -> str:
-    value = form.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
-
-
 async def _change(request: web.Request, change: str, form: Mapping[str, Any],
                   ticket: Mapping[str, Any]) -> tuple[str, dict[str, Any], Mapping[str, Any]]:
     """Apply one form: (audit action, its detail, the ticket after)."""
     service = _service(request)
     identity = request[IDENTITY]
     actor = identity.actor
-    reason = _field(form, "reason")
+    reason = form_text(form, "reason")
     supervisor = identity.role.admits(Role.SUPERVISOR)
     if change in ("assign", "dispatch") and not supervisor:
         raise PermissionError
     if change == "move":
         try:
-            to = TicketState(_field(form, "to"))
+            to = TicketState(form_text(form, "to"))
         except ValueError:
             raise TicketInputError("请选择要转到的状态") from None
         if to is TicketState.DISPATCHED:
@@ -195,8 +190,8 @@ async def _change(request: web.Request, change: str, form: Mapping[str, Any],
         moved = await service.transition(ticket["id"], to, actor, reason)
         return "ticket.moved", {"from": ticket["state"], "to": moved["state"]}, moved
     if change == "assign":
-        department = _field(form, "department") or None
-        account = _field(form, "account_id")
+        department = form_text(form, "department") or None
+        account = form_text(form, "account_id")
         account_id = int(account) if account.isascii() and account.isdecimal() and len(account) < 19 else None
         if account and account_id is None:
             raise TicketInputError("no such account")
@@ -213,7 +208,7 @@ async def _change(request: web.Request, change: str, form: Mapping[str, Any],
         dispatched = await service.dispatch(ticket["id"], actor, reason)
         return "ticket.dispatched", {}, dispatched
     if change == "note":
-        noted = await service.add_note(ticket["id"], actor, _field(form, "text"))
+        noted = await service.add_note(ticket["id"], actor, form_text(form, "text"))
         return "ticket.noted", {}, noted
     flagged = await service.flag_knowledge_gap(ticket["id"], actor, reason)
     return "ticket.knowledge_gap_flagged", {"knowledge_due": flagged["knowledge_due"]}, flagged
@@ -233,7 +228,7 @@ async def ticket_change(request: web.Request) -> web.StreamResponse:
     """POST /tickets/{id}/{move|assign|dispatch|note|gap}."""
     change = request.match_info["action"]
     form = await request.post()
-    kept = {name: _field(form, name) for name in ("reason", "text", "department", "account_id")}
+    kept = {name: form_text(form, name) for name in ("reason", "text", "department", "account_id")}
     try:
         async with _reading(request) as conn:
             ticket = await _visible_ticket(request, conn)

@@ -102,6 +102,12 @@ def render(request: web.Request, template: str, context: Mapping[str, Any] | Non
     return aiohttp_jinja2.render_template(template, request, {**base, **(context or {})}, status=status)
 
 
+def form_text(form: Mapping[str, Any], name: str) -> str:
+    """A posted form's text field, stripped ("" when absent or a file)."""
+    value = form.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
 async def render_error(request: web.Request, status: int, message: str) -> web.Response:
     return render(request, "error.html", {"status": status, "message": message}, status=status)
 
