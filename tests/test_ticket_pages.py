@@ -136,6 +136,13 @@ async def test_refused_changes_say_why_and_change_nothing(web_server, db, web_se
         assert forged.status == 403 and "安全校验失败" in await forged.text()
         empty_note = await agent.post_form(f"{path}/note", {"text": ""})
         assert empty_note.status == 400 and "请填写备注内容" in await empty_note.text()
+        async with db.acquire() as conn:
+            closed = await conn.fetchval(
+                """INSERT INTO tickets (source, state, subject, opened_by, verify_due, answer_due, closed_at)
+                   VALUES ('manual', 'closed', '已办结', $1, now(), now(), now()) RETURNING id""",
+                f"account:{agent.account_id}:wang.fang")
+        refused = await agent.post_form(f"/tickets/{closed}/gap", {"reason": "缺答案"})
+        assert refused.status == 400 and "已办结的工单不能标记为知识库缺失" in await refused.text()
     async with db.acquire() as conn:
         assert await conn.fetchval("SELECT state FROM tickets WHERE id = $1", ticket["id"]) == "to_verify"
         assert await conn.fetchval("SELECT count(*) FROM ticket_events WHERE ticket_id = $1", ticket["id"]) == 1

@@ -210,6 +210,8 @@ async def _change(request: web.Request, change: str, form: Mapping[str, Any],
     if change == "note":
         noted = await service.add_note(ticket["id"], actor, form_text(form, "text"))
         return "ticket.noted", {}, noted
+    if ticket["state"] == TicketState.CLOSED.value:
+        raise TicketInputError("closed")
     flagged = await service.flag_knowledge_gap(ticket["id"], actor, reason)
     return "ticket.knowledge_gap_flagged", {"knowledge_due": flagged["knowledge_due"]}, flagged
 
@@ -219,6 +221,7 @@ MESSAGES = {
     "a note needs text": "请填写备注内容。",
     "assign to a department, an agent's account, or both": "请选择承办部门或承办人。",
     "no such account": "承办人无效：请选择一个在用的坐席或班长账户。",
+    "closed": "已办结的工单不能标记为知识库缺失；如需处理，请先重新打开。",
 }
 
 
