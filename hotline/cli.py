@@ -295,6 +295,18 @@ def _run_calls(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    from reports.commands import add_arguments
+
+    add_arguments(parser)
+
+
+def _run_report(settings: Settings, args: argparse.Namespace) -> int:
+    from reports.commands import run
+
+    return run(settings, args)
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("serve", "run the AMI bridge, voice menu and web API", _serve_arguments, _run_serve),
     Command("migrate", "apply database migrations", _no_arguments, _run_migrate),
@@ -317,6 +329,8 @@ COMMANDS: tuple[Command, ...] = (
             _dead_letters_arguments, _run_dead_letters),
     Command("prompts", "the Mandarin sounds and hold music Asterisk plays (build, list)", _prompts_arguments,
             _run_prompts),
+    Command("report", "the supervisors' report for a period: calls, waits, topics, tickets (JSON or CSV)",
+            _report_arguments, _run_report),
 )
 
 

@@ -22,6 +22,7 @@ FEATURES: tuple[str, ...] = (
     "agents",         # queue membership from queue events and QueueStatus
     "ivr.menu",       # the voice menu: AsyncAGI sessions, spoken and keypad
     "tickets",        # unresolved cases: deadlines, timers, 12345 outbox, ledger
+    "reports",        # the supervisors' report: calls, voice menu, unplaced questions, tickets
 )
 
 

@@ -431,6 +431,27 @@ class TicketSettings:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    """The supervisors' report (``[reports]``, reports/)."""
+
+    service_level_seconds: int = 60     # "answered within": the service level's threshold
+    escalation_goal: float = 0.02       # at most this share of calls ends as a ticket (reported)
+    top: int = 10                       # hot topics and unanswered questions listed
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> "ReportSettings":
+        data = _known_only(cls, "reports", data)
+        for name, value in data.items():
+            whole = isinstance(getattr(cls, name), int)
+            if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or value <= 0:
+                raise SettingsError(f"[reports] {name} must be a {'whole ' if whole else ''}number more than 0")
+        if float(data.get("escalation_goal", cls.escalation_goal)) > 1:
+            raise SettingsError("[reports] escalation_goal is a share of calls (0.02 is 2%)")
+        return cls(**{name: (value if isinstance(getattr(cls, name), int) else float(value))
+                      for name, value in data.items()})
+
+
+@dataclass(frozen=True)
 class Settings:
     service: ServiceSettings
     database: DatabaseSettings
@@ -451,6 +472,7 @@ class Settings:
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     web: WebSettings = field(default_factory=WebSettings)
     tickets: TicketSettings = field(default_factory=TicketSettings)
+    reports: ReportSettings = field(default_factory=ReportSettings)
     source: Path | None = field(default=None, compare=False)
 
     def department(self, code: str) -> Department:
@@ -650,6 +672,7 @@ def _build(raw: Mapping[str, Any], config_dir: Path) -> Settings:
         reconcile=ReconcileSettings.from_mapping(raw.get("reconcile")),
         web=WebSettings.from_mapping(raw.get("web")),
         tickets=_tickets(raw.get("tickets"), config_dir),
+        reports=ReportSettings.from_mapping(raw.get("reports")),
     )
 
 

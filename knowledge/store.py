@@ -244,3 +244,19 @@ async def set_unplaced_status(db: Db, question_id: int, status: str, *,
                    note = COALESCE($4, note), updated_at = now()
                WHERE id = $1""", question_id, status, knowledge_item_id, note)
     return result.endswith(" 1")
+
+
+async def add_item(db: Db, item: KnowledgeItem) -> bool:
+    """Add a new item (last in its department); False when the id is taken
+    (an existing item is never overwritten from here)."""
+    async with _connection(db) as conn:
+        added = await conn.fetchval(
+            f"""INSERT INTO knowledge_items ({_COLUMNS}, position)
+                SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9,
+                       COALESCE((SELECT max(position) + 1 FROM knowledge_items WHERE department = $2), 0)
+                ON CONFLICT (id) DO NOTHING RETURNING id""",
+            item.id, item.department, item.question, item.answer, list(item.procedure), list(item.materials),
+            list(item.keywords), item.self_service, item.overview)
+    if added:
+        log.info("knowledge.item_added", item=item.id, department=item.department)
+    return added is not None

@@ -2,7 +2,8 @@
 (size, duration, sha256, or what is wrong with it). The call tracker says when
 a recording is finished; this feature hears it from the event hub once the
 call's facts are committed, so a recording row never precedes its call row.
-Rows are written by the call writer (sink ``recordings``)."""
+Rows are written by the call writer (sink ``recordings``). ``GET
+/recordings/{id}`` plays one (:mod:`recordings.http`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from hotline.core import Core
 from hotline.facts import Committed
+from recordings import http
 from recordings.registration import RecordingRegistrar
 
 REGISTRAR = web.AppKey("recording_registrar", RecordingRegistrar)
@@ -20,6 +22,7 @@ REGISTRAR = web.AppKey("recording_registrar", RecordingRegistrar)
 def setup(app: web.Application, core: Core) -> None:
     registrar = RecordingRegistrar(core.settings.recordings, core.writer)
     app[REGISTRAR] = registrar
+    http.add_routes(app)
 
     def committed(batch: Committed) -> None:
         if batch.recordings:

@@ -67,3 +67,16 @@ async def registered_paths(conn: asyncpg.Connection, asterisk_paths: Sequence[st
     rows = await conn.fetch("SELECT asterisk_path FROM recordings WHERE asterisk_path = ANY($1::text[])",
                             list(asterisk_paths))
     return {r["asterisk_path"] for r in rows}
+
+
+async def recording(conn: asyncpg.Connection, recording_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM recordings WHERE id = $1", recording_id)
+
+
+async def taken_by(conn: asyncpg.Connection, account_id: int, linkedid: str, uniqueid: str) -> bool:
+    """Whether the agent's account took this call (an ``in_call`` row of the
+    agents' state log naming the caller's channel)."""
+    return await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM agent_state_log
+                          WHERE account_id = $1 AND to_state = 'in_call' AND uniqueid IN ($2, $3))""",
+        account_id, linkedid, uniqueid)

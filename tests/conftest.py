@@ -74,3 +74,22 @@ def settings(tmp_path) -> Settings:
         reconcile={"queue_log": str(tmp_path / "asterisk-logs" / "queue_log"),
                    "cdr_csv": str(tmp_path / "asterisk-logs" / "cdr-csv" / "Master.csv")},
     )
+
+
+@pytest.fixture
+def web_settings(settings) -> Settings:
+    """Settings for the pages' tests: argon2 at its cheapest."""
+    from tests.web_harness import fast
+
+    return fast(settings)
+
+
+@pytest.fixture
+async def web_server(web_settings, db):
+    """The whole application (no AMI bridge) on a TCP port, for logged-in clients and browsers."""
+    from aiohttp.test_utils import TestServer
+
+    from hotline.app import create_app
+
+    async with TestServer(create_app(web_settings, bridge=False, pool=db)) as server:
+        yield server

@@ -95,6 +95,10 @@ SLOW_TESTS = frozenset({
     "test_browser_accounts.py::test_repeated_failures_lock_the_login",  # 3.5 s
     "test_browser_accounts.py::test_an_admin_creates_an_account",  # 2.9 s
     "test_browser_accounts.py::test_a_form_without_its_csrf_token_is_refused",  # 2.8 s
+    # Headless Chromium: the ticket, report and recording pages
+    "test_browser_tickets.py::test_a_supervisor_moves_a_ticket_to_in_progress",  # 3.9 s
+    "test_browser_tickets.py::test_the_report_page_shows_the_figures_of_the_stored_calls",  # 4.0 s
+    "test_browser_tickets.py::test_the_player_loads_a_recording_and_seeking_asks_for_a_range",  # 5.3 s (a 9.6 MB WAV)
     # argon2 with the production parameters (64 MiB, t=3), four hashes
     "test_accounts.py::test_hashing_runs_off_the_event_loop",  # 0.5 s alone, ~1 s beside other work
 

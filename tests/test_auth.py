@@ -17,7 +17,8 @@ from hotline.auth.roles import PUBLIC, is_page, needed
 from hotline.cli import main
 from tests.bridge_harness import bearer
 
-SAMPLE_PARAMS = {"linkedid": "1795313813.2", "id": "1", "change": "disable", "ticket_id": "1"}
+SAMPLE_PARAMS = {"linkedid": "1795313813.2", "id": "1", "change": "disable", "ticket_id": "1", "recording_id": "1",
+                 "action": "move", "kind": "ticket", "task_id": "1", "how": "link"}
 
 
 @pytest.fixture

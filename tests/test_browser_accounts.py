@@ -8,26 +8,13 @@ import os
 import shutil
 
 import pytest
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Page, async_playwright
 from yarl import URL
 
-from hotline.app import create_app
 from hotline.auth.roles import Role
-from tests.web_harness import PASSWORD, fast, make_account
+from tests.web_harness import PASSWORD, make_account
 
 CHROMIUM = os.environ.get("HOTLINE_CHROMIUM", "/usr/bin/chromium")
-
-
-@pytest.fixture
-def web_settings(settings):
-    return fast(settings)
-
-
-@pytest.fixture
-async def server(web_settings, db):
-    async with TestServer(create_app(web_settings, bridge=False, pool=db)) as server:
-        yield server
 
 
 @pytest.fixture
@@ -43,8 +30,8 @@ async def browser():
 
 
 @pytest.fixture
-async def page(browser, server):
-    context = await browser.new_context(base_url=str(server.make_url("/")), locale="zh-CN")
+async def page(browser, web_server):
+    context = await browser.new_context(base_url=str(web_server.make_url("/")), locale="zh-CN")
     page = await context.new_page()
     page.set_default_timeout(10_000)
     yield page

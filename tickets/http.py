@@ -25,9 +25,7 @@ Every read of a ticket or the ledger and every change is in the audit log.
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, time, timedelta
 from typing import Any, Mapping
-from zoneinfo import ZoneInfo
 
 import asyncpg
 from aiohttp import web
@@ -35,67 +33,25 @@ from aiohttp import web
 from hotline.app import CORE
 from hotline.auth.audit import record_request
 from hotline.auth.middleware import IDENTITY
-from hotline.auth.roles import Identity, Role, requires
+from hotline.auth.roles import Role, requires
 from hotline.http import json_response
+from reports.store import ticket_figures
 from tickets import ledger, store
-from tickets.model import STATE_LABELS, IllegalTransition, TicketSource, TicketState
+from tickets.access import BadRequest, only_visible, visible
+from tickets.access import filters as ticket_filters
+from tickets.access import account_of as _account
+from tickets.access import state_of as _state
+from tickets.access import whole as _whole
+from tickets.model import IllegalTransition, TicketSource, TicketState
 from tickets.service import NewTicket, TicketInputError, TicketNotFound, TicketService, labelled
 
 TICKETS = web.AppKey("tickets", TicketService)
 MAX_LIST = 500
 MAX_LEDGER = 100_000
-BY_LABEL = {label: state for state, label in STATE_LABELS.items()}
-
-
-class BadRequest(ValueError):
-    pass
-
-
-def _state(value: str) -> TicketState:
-    value = value.strip()
-    if value in BY_LABEL:
-        return BY_LABEL[value]
-    try:
-        return TicketState(value)
-    except ValueError:
-        raise BadRequest(f"unknown state {value!r} (one of {', '.join(s.value for s in TicketState)} "
-                         f"or {'、'.join(BY_LABEL)})") from None
-
-
-def _day(raw: str, tz: ZoneInfo, *, end: bool) -> datetime:
-    """YYYY-MM-DD (local; ``end``: the midnight after it) or an ISO time with offset."""
-    try:
-        if len(raw) == 10:
-            day = date.fromisoformat(raw) + (timedelta(days=1) if end else timedelta(0))
-            return datetime.combine(day, time(0), tzinfo=tz)
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise BadRequest(f"{raw!r} is not a date (YYYY-MM-DD) or a time with its offset") from None
-    if moment.tzinfo is None:
-        raise BadRequest(f"{raw!r} has no UTC offset")
-    return moment
-
-
-def _whole(raw: str | None, name: str, low: int = 1, high: int = 2**62) -> int | None:
-    if raw is None or raw == "":
-        return None
-    if not (raw.isascii() and raw.isdecimal()) or not low <= int(raw) <= high:
-        raise BadRequest(f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
 
 
 def _filters(request: web.Request, service: TicketService) -> dict[str, Any]:
-    query = request.query
-    tz = service.deadlines.tz
-    department = query.get("department") or None
-    if department is not None and department not in service.department_names:
-        raise BadRequest(f"unknown department {department!r}")
-    states = [_state(s).value for s in query.get("state", "").split(",") if s.strip()] or None
-    return {"since": _day(query["from"], tz, end=False) if query.get("from") else None,
-            "until": _day(query["to"], tz, end=True) if query.get("to") else None,
-            "department": department, "states": states,
-            "overdue": query.get("overdue", "") in ("1", "true", "yes"),
-            "assignee": _whole(query.get("assignee"), "assignee")}
+    return ticket_filters(request.query, service.deadlines.tz, service.department_names)
 
 
 async def _body(request: web.Request) -> Mapping[str, Any]:
@@ -124,19 +80,6 @@ def _account_id(body: Mapping[str, Any], default: int | None = None) -> int | No
     if account is not None and (isinstance(account, bool) or not isinstance(account, int)):
         raise BadRequest("account_id must be a whole number")
     return account
-
-
-def _account(identity: Identity) -> int | None:
-    """The identity's agent account, when it is a person's (the accounts' sessions)."""
-    return identity.id if identity.kind == "account" else None
-
-
-def _visible(identity: Identity, ticket: Mapping[str, Any]) -> bool:
-    """Supervisors see every ticket; an agent those they opened or that are theirs."""
-    if identity.role.admits(Role.SUPERVISOR):
-        return True
-    account = _account(identity)
-    return ticket["opened_by"] == identity.actor or (account is not None and ticket["assignee_account_id"] == account)
 
 
 def _reading(request: web.Request):
@@ -192,7 +135,7 @@ async def _own_ticket(request: web.Request) -> dict[str, Any]:
     agent cannot probe which tickets exist)."""
     async with _reading(request) as conn:
         ticket = await store.ticket(conn, _id(request))
-    if ticket is None or not _visible(request[IDENTITY], ticket):
+    if ticket is None or not visible(request[IDENTITY], ticket):
         raise TicketNotFound(_id(request))
     return ticket
 
@@ -239,8 +182,7 @@ async def list_tickets(request: web.Request) -> web.Response:
     filters = _filters(request, service)
     limit = _whole(request.query.get("limit"), "limit", 1, MAX_LIST) or 100
     before = _whole(request.query.get("before"), "before")
-    mine = {} if identity.role.admits(Role.SUPERVISOR) else {"visible_to": identity.actor,
-                                                             "visible_account": _account(identity)}
+    mine = only_visible(identity)
     async with _reading(request) as conn:
         found = await store.find_tickets(conn, **filters, **mine, limit=limit, before_id=before)
     await _audit(request, "tickets.listed", detail={"count": len(found), "overdue": filters["overdue"]})
@@ -368,7 +310,7 @@ async def report(request: web.Request) -> web.Response:
     service = request.app[TICKETS]
     filters = _filters(request, service)
     async with _reading(request) as conn:
-        figures = await store.report(conn, filters["since"], filters["until"])
+        figures = await ticket_figures(conn, filters["since"], filters["until"], filters["department"])
     goal = service.settings.dispatch_goal
     opened = figures["opened"]
     rate = figures["dispatched"] / opened if opened else 0.0

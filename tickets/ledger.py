@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from tickets.model import Deadline, TicketSource, TicketState
+from tickets.model import DUE_COLUMN, MET_COLUMN, Deadline, TicketSource, TicketState
 
 MET = "按时"
 LATE = "超时"
@@ -42,6 +42,11 @@ def _state_moot(ticket: Mapping[str, Any], deadline: Deadline) -> bool:
     return deadline is not Deadline.KNOWLEDGE and state is TicketState.DISPATCHED
 
 
+def deadline_status(ticket: Mapping[str, Any], deadline: Deadline, now: datetime) -> str:
+    """How a ticket stands against one of its deadlines, as the ledger says it."""
+    return met(ticket[DUE_COLUMN[deadline]], ticket[MET_COLUMN[deadline]], now, _state_moot(ticket, deadline))
+
+
 Column = tuple[str, Callable[[Mapping[str, Any], ZoneInfo, datetime, Mapping[str, str]], Any]]
 
 COLUMNS: tuple[Column, ...] = (
@@ -59,16 +64,13 @@ COLUMNS: tuple[Column, ...] = (
     ("受理时间", lambda t, tz, now, d: _local(t["opened_at"], tz)),
     ("核实时限", lambda t, tz, now, d: _local(t["verify_due"], tz)),
     ("核实时间", lambda t, tz, now, d: _local(t["verified_at"], tz)),
-    ("核实是否按时", lambda t, tz, now, d: met(t["verify_due"], t["verified_at"], now,
-                                                _state_moot(t, Deadline.VERIFY))),
+    ("核实是否按时", lambda t, tz, now, d: deadline_status(t, Deadline.VERIFY, now)),
     ("答复时限", lambda t, tz, now, d: _local(t["answer_due"], tz)),
     ("答复时间", lambda t, tz, now, d: _local(t["answered_at"], tz)),
-    ("答复是否按时", lambda t, tz, now, d: met(t["answer_due"], t["answered_at"], now,
-                                                _state_moot(t, Deadline.ANSWER))),
+    ("答复是否按时", lambda t, tz, now, d: deadline_status(t, Deadline.ANSWER, now)),
     ("知识库补充时限", lambda t, tz, now, d: _local(t["knowledge_due"], tz)),
     ("知识库补充时间", lambda t, tz, now, d: _local(t["knowledge_done_at"], tz)),
-    ("知识库补充是否按时", lambda t, tz, now, d: met(t["knowledge_due"], t["knowledge_done_at"], now,
-                                                    _state_moot(t, Deadline.KNOWLEDGE))),
+    ("知识库补充是否按时", lambda t, tz, now, d: deadline_status(t, Deadline.KNOWLEDGE, now)),
     ("已上报超时", lambda t, tz, now, d: _local(t["escalated_at"], tz)),
     ("重新打开次数", lambda t, tz, now, d: t["reopened_count"]),
     ("派发12345时间", lambda t, tz, now, d: _local(t["dispatched_at"], tz)),

@@ -23,7 +23,7 @@ import asyncpg
 from hotline.hub import NOTIFY_CHANNEL, NOTIFY_LIMIT, TOPIC_TICKETS, EventHub
 from hotline.logs import bound_call, get_logger
 from hotline.settings import Settings
-from knowledge.store import set_unplaced_status
+from knowledge.store import fetch_item, set_unplaced_status
 from tickets import store
 from tickets.calendar import WorkingCalendar
 from tickets.model import (
@@ -260,22 +260,62 @@ class TicketService:
             return ticket
 
     async def resolve_knowledge_gap(self, ticket_id: int, knowledge_item_id: str, actor: str) -> dict[str, Any]:
-        """The answer for a ticket's knowledge gap was added: which item, when;
-        its unplaced question is answered by it too."""
+        """The answer for a ticket's knowledge gap was added: which item (it
+        must exist), when; the questions its call left open are answered by it too."""
         async with self.changing() as change:
             ticket = await self._lock(change, ticket_id)
             if not ticket["knowledge_gap"]:
                 raise TicketInputError(f"ticket {ticket['number']} has no knowledge-base gap")
             if ticket["knowledge_done_at"] is not None:
                 return ticket
+            if await fetch_item(change.conn, knowledge_item_id) is None:
+                raise TicketInputError(f"no knowledge item {knowledge_item_id!r}")
             ticket = await store.update_ticket(change.conn, ticket_id, {
                 "knowledge_done_at": change.at, "knowledge_item_id": knowledge_item_id})
             await store.cancel_timers(change.conn, ticket_id, [Deadline.KNOWLEDGE])
+            # Every question the call left open is answered by it (the editors saw them as one task).
+            questions = [q["id"] for q in await store.unplaced_of(change.conn, ticket["linkedid"])
+                         if q["status"] in ("new", "in_progress")] if ticket["linkedid"] else []
             if ticket["unplaced_question_id"] is not None:
-                await set_unplaced_status(change.conn, ticket["unplaced_question_id"], "answered",
-                                          knowledge_item_id=knowledge_item_id)
+                questions.append(ticket["unplaced_question_id"])
+            for question in sorted(set(questions)):
+                await set_unplaced_status(change.conn, question, "answered", knowledge_item_id=knowledge_item_id)
             await store.add_event(change.conn, ticket_id, "knowledge_gap.answered", actor,
-                                  detail={"knowledge_item_id": knowledge_item_id})
+                                  detail={"knowledge_item_id": knowledge_item_id, "unplaced_questions": questions})
+            log.info("tickets.knowledge_gap_answered", ticket=ticket["number"], knowledge_item=knowledge_item_id)
+            return ticket
+
+    async def flag_knowledge_gap(self, ticket_id: int, actor: str, reason: str) -> dict[str, Any]:
+        """Mark an open ticket 知识库缺失: the knowledge base had no answer for the
+        caller's question, so an answer is due within ``knowledge_working_days``
+        (an editor task, see :mod:`tickets.gaps`). Flagging it again changes nothing."""
+        if not reason.strip():
+            raise TicketInputError("a reason is required")
+        async with self.changing() as change:
+            ticket = await self._lock(change, ticket_id)
+            if ticket["knowledge_gap"]:
+                return ticket
+            if TicketState(ticket["state"]) not in OPEN_STATES:
+                raise TicketInputError(f"ticket {ticket['number']} is closed")
+            due = self.deadlines.due(Deadline.KNOWLEDGE, change.at)
+            ticket = await store.update_ticket(change.conn, ticket_id, {"knowledge_gap": True, "knowledge_due": due})
+            await self._arm(change, ticket_id, Deadline.KNOWLEDGE, due)
+            await store.add_event(change.conn, ticket_id, "knowledge_gap.flagged", actor, reason=reason.strip(),
+                                  detail={"knowledge_due": due})
+            log.info("tickets.knowledge_gap_flagged", ticket=ticket["number"], knowledge_due=due.isoformat())
+            return ticket
+
+    async def add_note(self, ticket_id: int, actor: str, text: str) -> dict[str, Any]:
+        """A note on the ticket's timeline (a call made, what the caller said):
+        kept like every other row, never edited."""
+        text = text.strip()
+        if not text:
+            raise TicketInputError("a note needs text")
+        if len(text) > DESCRIPTION_MAX:
+            raise TicketInputError(f"a note is limited to {DESCRIPTION_MAX} characters")
+        async with self.changing() as change:
+            ticket = await self._lock(change, ticket_id)
+            await store.add_event(change.conn, ticket_id, "note", actor, reason=text)
             return ticket
 
     # -- 12345 ---------------------------------------------------------------------

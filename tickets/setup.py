@@ -1,7 +1,8 @@
 """Tickets, wired in: the service (``app[TICKETS]``), the triggers on committed
 call facts, the timer worker and the 12345 outbox worker (every process runs
-both: they share their tables safely), the HTTP routes. Tables in
-``migrations/011_tickets.sql``."""
+both: they share their tables safely), the HTTP routes, the pages and the
+knowledge-base editors' tasks; an agent may play the recordings of a call
+whose ticket is theirs. Tables in ``migrations/011_tickets.sql``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from aiohttp import web
 from hotline.core import Core
 from hotline.logs import get_logger
 from hotline.tasks import cancel_and_wait
-from tickets import http
+from recordings.http import PLAYBACK_GRANTS
+from tickets import gaps, http, pages, store
+from tickets.access import account_of
 from tickets.calendar import calendar_from
 from tickets.events import TicketTriggers
 from tickets.http import TICKETS
@@ -41,6 +44,9 @@ def setup(app: web.Application, core: Core) -> None:
     app[TICKET_TIMERS] = timers
     app[TICKET_OUTBOX] = outbox
     http.add_routes(app)
+    pages.add_routes(app)
+    gaps.add_routes(app)
+    app[PLAYBACK_GRANTS].append(ticket_holder_may_listen)
 
     async def outbox_report() -> dict[str, Any]:
         async with core.pool.acquire(timeout=1.0) as conn:
@@ -73,6 +79,11 @@ def setup(app: web.Application, core: Core) -> None:
             await outbox.close()
 
     app.cleanup_ctx.append(context)
+
+
+async def ticket_holder_may_listen(conn, identity, recording) -> bool:
+    """An agent hears the recordings of a call whose ticket is theirs."""
+    return await store.call_has_ticket_of(conn, recording["linkedid"], identity.actor, account_of(identity))
 
 
 async def _reconcile(triggers: TicketTriggers) -> None:

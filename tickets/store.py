@@ -275,15 +275,18 @@ async def recordings_of(conn: asyncpg.Connection, linkedid: str) -> list[dict[st
     return [dict(r) for r in rows]
 
 
-LIST_FILTER = """
+# A ticket (alias t) that is open with a deadline passed unmet.
+OVERDUE = """(t.state <> 'closed' AND (
+            (t.verified_at IS NULL AND t.verify_due < now() AND t.state IN ('to_verify', 'reopened'))
+         OR (t.answered_at IS NULL AND t.answer_due < now() AND t.state IN ('to_verify', 'reopened', 'in_progress'))
+         OR (t.knowledge_gap AND t.knowledge_done_at IS NULL AND t.knowledge_due < now())))"""
+
+LIST_FILTER = f"""
     ($1::timestamptz IS NULL OR t.opened_at >= $1)
     AND ($2::timestamptz IS NULL OR t.opened_at < $2)
     AND ($3::text IS NULL OR t.department = $3)
     AND ($4::text[] IS NULL OR t.state = ANY($4))
-    AND (NOT $5 OR (t.state <> 'closed' AND (
-            (t.verified_at IS NULL AND t.verify_due < now() AND t.state IN ('to_verify', 'reopened'))
-         OR (t.answered_at IS NULL AND t.answer_due < now() AND t.state IN ('to_verify', 'reopened', 'in_progress'))
-         OR (t.knowledge_gap AND t.knowledge_done_at IS NULL AND t.knowledge_due < now()))))
+    AND (NOT $5 OR {OVERDUE})
     AND ($6::bigint IS NULL OR t.assignee_account_id = $6)
     AND ($7::text IS NULL OR t.opened_by = $7 OR t.assignee_account_id = $8)
 """
@@ -308,31 +311,52 @@ async def find_tickets(conn: asyncpg.Connection, *, since: datetime | None = Non
     return [dict(r) for r in rows]
 
 
-PERIOD = "($1::timestamptz IS NULL OR opened_at >= $1) AND ($2::timestamptz IS NULL OR opened_at < $2)"
-
-
-async def report(conn: asyncpg.Connection, since: datetime | None, until: datetime | None) -> dict[str, Any]:
-    """The tickets' figures for a period (tickets opened in it)."""
-    row = await conn.fetchrow(
-        f"""SELECT count(*) AS opened,
-                   count(*) FILTER (WHERE dispatched_at IS NOT NULL) AS dispatched,
-                   count(*) FILTER (WHERE state = 'closed') AS closed,
-                   count(*) FILTER (WHERE escalated_at IS NOT NULL) AS escalated,
-                   count(*) FILTER (WHERE verified_at <= verify_due) AS verified_in_time,
-                   count(*) FILTER (WHERE verified_at IS NOT NULL OR verify_due < now()) AS verify_due_or_met,
-                   count(*) FILTER (WHERE answered_at <= answer_due) AS answered_in_time,
-                   count(*) FILTER (WHERE answered_at IS NOT NULL OR answer_due < now()) AS answer_due_or_met,
-                   count(*) FILTER (WHERE knowledge_gap) AS knowledge_gaps,
-                   count(*) FILTER (WHERE knowledge_done_at <= knowledge_due) AS knowledge_in_time
-            FROM tickets WHERE {PERIOD}""", since, until)
-    sources = await conn.fetch(f"SELECT source, count(*) AS n FROM tickets WHERE {PERIOD} GROUP BY source",
-                               since, until)
-    return {**dict(row), "by_source": {r["source"]: r["n"] for r in sources}}
-
-
 def deadline_met(ticket: Mapping[str, Any], deadline: Deadline) -> bool:
     return ticket.get(MET_COLUMN[deadline]) is not None
 
 
 def deadline_due(ticket: Mapping[str, Any], deadline: Deadline) -> datetime | None:
     return ticket.get(DUE_COLUMN[deadline])
+
+
+async def call_has_ticket_of(conn: asyncpg.Connection, linkedid: str, actor: str, account_id: int | None) -> bool:
+    """Whether a ticket of the call was opened by ``actor`` or is assigned to the account."""
+    return await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM tickets WHERE linkedid = $1
+                          AND (opened_by = $2 OR assignee_account_id = $3))""", linkedid, actor, account_id)
+
+
+# ------------------------------------------------------------------ knowledge-base gaps
+
+async def open_gap_tickets(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    """Tickets marked 知识库缺失 whose answer is not in yet, the soonest due
+    first, each with the questions its call left unplaced."""
+    rows = await conn.fetch(
+        """SELECT t.*, COALESCE((SELECT array_agg(u.text ORDER BY u.id) FROM unplaced_questions u
+                                 WHERE u.linkedid = t.linkedid OR u.id = t.unplaced_question_id), '{}') AS questions
+           FROM tickets t WHERE t.knowledge_gap AND t.knowledge_done_at IS NULL
+           ORDER BY t.knowledge_due, t.id""")
+    return [dict(r) for r in rows]
+
+
+# An open gap ticket t that covers the unplaced question u.
+COVERS = """t.knowledge_gap AND t.knowledge_done_at IS NULL
+            AND (t.unplaced_question_id = u.id OR (u.linkedid IS NOT NULL AND t.linkedid = u.linkedid))"""
+
+
+async def unticketed_questions(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]]:
+    """Open unplaced questions no open gap ticket covers (the call was answered
+    by a person, or the question came from a tool), oldest first."""
+    rows = await conn.fetch(
+        f"""SELECT u.id, u.text, u.linkedid, u.status, u.created_at, u.transcript_confidence
+            FROM unplaced_questions u
+            WHERE u.status IN ('new', 'in_progress') AND NOT EXISTS (SELECT 1 FROM tickets t WHERE {COVERS})
+            ORDER BY u.created_at, u.id LIMIT $1""", limit)
+    return [dict(r) for r in rows]
+
+
+async def gap_ticket_of_question(conn: asyncpg.Connection, question_id: int) -> int | None:
+    """The open gap ticket that covers this unplaced question, if any."""
+    return await conn.fetchval(
+        f"SELECT t.id FROM unplaced_questions u JOIN tickets t ON {COVERS} WHERE u.id = $1 ORDER BY t.id LIMIT 1",
+        question_id)

@@ -16,6 +16,21 @@ async def record(conn: asyncpg.Connection | asyncpg.Pool, actor: str, action: st
         actor, action, subject, address, json.dumps(dict(detail or {}), ensure_ascii=False, default=str))
 
 
+async def record_once(conn: asyncpg.Connection | asyncpg.Pool, actor: str, action: str, subject: str,
+                      address: str | None, detail: Mapping[str, Any] | None, within: float) -> bool:
+    """An audit row unless this actor has one with this action and subject in
+    the last ``within`` seconds (a player's many requests for one listening
+    are one row). True when it wrote one."""
+    written = await conn.fetchval(
+        """INSERT INTO audit_log (actor, action, subject, address, detail)
+           SELECT $1, $2, $3, $4, $5::jsonb
+           WHERE NOT EXISTS (SELECT 1 FROM audit_log WHERE subject = $3 AND actor = $1 AND action = $2
+                                                     AND at > now() - make_interval(secs => $6))
+           RETURNING id""",
+        actor, action, subject, address, json.dumps(dict(detail or {}), ensure_ascii=False, default=str), within)
+    return written is not None
+
+
 async def record_request(conn: asyncpg.Connection | asyncpg.Pool, request: web.Request, action: str,
                          subject: str | None = None, detail: Mapping[str, Any] | None = None) -> None:
     """An audit row for what the request's identity did."""

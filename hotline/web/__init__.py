@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
+from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 import jinja2
@@ -57,8 +58,11 @@ def setup(app: web.Application, settings: Settings) -> None:
     app[TEMPLATES] = loader = jinja2.FileSystemLoader([HERE / "templates"])
     app[NAV] = []
     app[SERVICE_NAME] = settings.service.name
-    aiohttp_jinja2.setup(app, loader=loader, autoescape=True, default_helpers=False,
-                         undefined=jinja2.StrictUndefined)
+    env = aiohttp_jinja2.setup(app, loader=loader, autoescape=True, default_helpers=False,
+                               undefined=jinja2.StrictUndefined)
+    zone = ZoneInfo(settings.web.time_zone)
+    # {{ ticket.opened_at | local_time }}: stored in UTC, shown in the hotline's time zone.
+    env.filters["local_time"] = lambda at, fmt="%Y-%m-%d %H:%M": at.astimezone(zone).strftime(fmt) if at else ""
     app.router.add_static(STATIC_PREFIX, HERE / "static", name="static", append_version=False)
     app.on_response_prepare.append(_headers)
 
@@ -96,6 +100,12 @@ def render(request: web.Request, template: str, context: Mapping[str, Any] | Non
         "role_names": ROLE_NAMES,
     }
     return aiohttp_jinja2.render_template(template, request, {**base, **(context or {})}, status=status)
+
+
+def form_text(form: Mapping[str, Any], name: str) -> str:
+    """A posted form's text field, stripped ("" when absent or a file)."""
+    value = form.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
 
 
 async def render_error(request: web.Request, status: int, message: str) -> web.Response:
