@@ -86,7 +86,7 @@ SLOW_TESTS = frozenset({
     "test_reconcile.py::test_the_recording_of_a_call_spanning_a_restart_is_registered",
 
     # Headless Chromium (about 1 s to start, then real page loads)
-    "test_browser_accounts.py::test_an_agent_logs_in_sees_the_landing_page_and_logs_out",  # 3.1 s
+    "test_browser_accounts.py::test_an_agent_logs_in_lands_on_the_console_and_logs_out",  # 3.1 s
     "test_browser_accounts.py::test_a_wrong_password_shows_the_error",  # 1.9 s
     "test_browser_accounts.py::test_repeated_failures_lock_the_login",  # 3.5 s
     "test_browser_accounts.py::test_an_admin_creates_an_account",  # 2.9 s

@@ -1,0 +1,220 @@
+"""The agents' console: the service on an HTTP port, AMI from the Asterisk
+stand-in (capture 2's call: menu, queue, AgentCalled, AgentConnect,
+AgentComplete), a real PostgreSQL, people logged in through the login form and
+their consoles' WebSockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+import pytest
+
+from agents.accounts import service as accounts
+from agents.console.dispositions import DispositionError, Outcome, parse
+from agents.console.masking import mask_number, shown_number
+from agents.console.screen_pop import menu_summary
+from hotline.auth.roles import Role
+from hotline.hub import TOPIC_CALLS
+from hotline.settings import ConsoleSettings, SettingsError, load_settings
+from knowledge import store as knowledge
+from knowledge.search import parse as parse_query
+from routing import default_knowledge, route
+from routing.decision import timeline_detail as heard_detail
+from tests.bridge_harness import bearer, eventually, timeline_detail
+from tests.console_harness import (CALLER, MENU, MENU_CALL, Console, audit_rows, console_on, console_settings,
+                                   console_socket, earlier_calls, menu_script, person, post)
+from tests.standin import AgiCaller, Emulator, Transcript
+from tests.standin.framing import get_header
+from tests.standin.templates import Template
+from tests.standin import recorded_event
+from tests.conftest import ASTERISK_FIXTURES
+from tests.web_harness import make_account
+
+ACTIONS = Transcript.load(ASTERISK_FIXTURES / "actions.jsonl")
+ACTIONS_CALL = "1795313835.4"
+
+
+def captured(transcript: Transcript, event: str, occurrence: int = 1, **values: str) -> bytes:
+    return Template(recorded_event(transcript, event, occurrence)).render(values).encode()
+
+
+def sent(rig, action: str) -> list[dict]:
+    return [m for conn in rig.ami.received for m in conn if get_header(m, "Action") == action]
+
+
+# -- pure -------------------------------------------------------------------------------------
+
+def test_numbers_are_masked_for_agents_and_whole_for_supervisors():
+    assert mask_number("13800138000") == "138****8000"
+    assert mask_number("057188886666") == "057*****6666"
+    assert mask_number("2512345") == "25***45"          # too short to keep 3 + 4: a third at each end
+    assert mask_number("88886666") == "88****66"
+    assert mask_number("8006") == "8**6"
+    assert mask_number("") == "" and mask_number(None) is None
+    console = ConsoleSettings()
+    assert shown_number("13800138000", Role.AGENT, console) == "138****8000"
+    assert shown_number("13800138000", Role.SUPERVISOR, console) == "13800138000"
+    assert shown_number("13800138000", Role.ADMIN, console) == "13800138000"
+    everyone = ConsoleSettings(full_number_role="agent")
+    assert shown_number("13800138000", Role.AGENT, everyone) == "13800138000"
+    admins_only = ConsoleSettings(full_number_role="admin", mask_keep_start=2, mask_keep_end=2)
+    assert shown_number("13800138000", Role.SUPERVISOR, admins_only) == "13*******00"
+
+
+def test_console_settings_are_checked(tmp_path):
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "config" / "hotline.toml").read_text(encoding="utf-8")
+    assert load_settings(env={}).console == ConsoleSettings()
+    for line, error in (('full_number_role = "boss"', "full_number_role"), ("history_days = 0", "history_days"),
+                        ("mask_keep_end = -1", "mask_keep_end"), ("session_check_interval = 0", "seconds"),
+                        ("colour = 1", "unknown")):
+        broken = tmp_path / "hotline.toml"
+        broken.write_text(text.replace("[console]\n", f"[console]\n{line}\n", 1)
+                          .replace('full_number_role = "supervisor"\n', "", 1 if "full_number" in line else 0)
+                          .replace("history_days = 90 ", "", 1 if "history_days" in line else 0)
+                          .replace("mask_keep_end = 4\n", "", 1 if "mask_keep_end" in line else 0)
+                          .replace("session_check_interval = 15 ", "", 1 if "session_check" in line else 0),
+                          encoding="utf-8")
+        with pytest.raises(SettingsError, match=error):
+            load_settings(broken, env={})
+
+
+def test_a_query_is_cut_into_bigrams():
+    query = parse_query("社保卡，怎么补办？")
+    assert query.text == "社保卡怎么补办"
+    assert query.terms == ("社保", "保卡", "怎么", "么补", "补办")   # the punctuation splits 卡 from 怎
+    assert parse_query("ＡＰＰ 下载 12345").terms == ("app", "下载", "12345")
+    assert parse_query("税").terms == ("税",)
+    assert parse_query("  ？！ ").empty
+
+
+def test_the_screen_pop_says_what_the_caller_said_in_the_voice_menu(settings):
+    knowledge_base = default_knowledge()
+    decision = route("我想问一下社保卡丢了怎么补办", knowledge_base)
+    assert decision.department == "social_security" and decision.item == "social_security.card_apply"
+    rows = [{"kind": "voice.heard", "detail": heard_detail(decision, transcripts=["我想问一下社保卡丢了怎么补办"],
+                                                            asr_confidence=0.91, reaction="routed")},
+            {"kind": "menu.routed", "detail": {"department": "social_security", "queue": "social_security",
+                                               "reason": "speech"}}]
+    summary = menu_summary(rows, settings, {"social_security.card_apply": "社保卡怎么办理、补办和激活？"})
+    assert summary["kind"] == "voice" and summary["transcript"] == "我想问一下社保卡丢了怎么补办"
+    assert summary["intent"] == {"code": "social_security", "name": settings.department("social_security").name,
+                                 "queue": "social_security"}
+    assert summary["confidence"] == round(decision.confidence, 3) and summary["asr_confidence"] == 0.91
+    assert summary["item"] == {"id": "social_security.card_apply", "question": "社保卡怎么办理、补办和激活？"}
+    keypad = menu_summary([{"kind": "menu.key", "detail": {"menu": "main", "key": "3", "decision": "route"}},
+                           {"kind": "menu.routed", "detail": {"department": "social_security", "reason": "key"}}],
+                          settings)
+    assert keypad["kind"] == "keypad" and keypad["keys"] == ["3"] and keypad["transcript"] is None
+    assert keypad["intent"]["code"] == "social_security"
+    assert menu_summary([], settings) is None
+
+
+def test_a_disposition_is_checked():
+    assert parse({"linkedid": "1.2", "outcome": "resolved"}).outcome is Outcome.RESOLVED
+    kept = parse({"linkedid": "1.2", "outcome": "unsatisfied", "note": " 嫌等待太久 ", "knowledge_item_id": "tax.invoice"})
+    assert (kept.note, kept.knowledge_item_id, kept.outcome.for_ticket) == ("嫌等待太久", "tax.invoice", True)
+    for body, said in (({"outcome": "resolved"}, "通话编号"), ({"linkedid": "1.2", "outcome": "maybe"}, "处理结果"),
+                       ({"linkedid": "1.2", "outcome": "unresolved"}, "备注"),
+                       ({"linkedid": "1.2", "outcome": "resolved", "note": "长" * 2001}, "2000"),
+                       ({"linkedid": "1.2", "outcome": "resolved", "note": 5}, "备注")):
+        with pytest.raises(DispositionError) as refused:
+            parse(body)
+        assert said in refused.value.chinese
+
+
+# -- with the stand-in and PostgreSQL ------------------------------------------------------------
+
+async def test_an_answered_call_pops_up_and_is_disposed(settings, db):
+    """An agent logs in to the queues from the console; capture 2's caller goes
+    through the keypad menu into social_security and is offered (AgentCalled),
+    answered (AgentConnect) and ends (AgentComplete). The console gets the
+    screen-pop with the masked number, the menu, the department's knowledge and
+    the caller's last 90 days; the agent records the outcome."""
+    settings = console_settings(settings)
+    await knowledge.seed_from_files(db)
+    await earlier_calls(db)
+    account = await make_account(db, settings, "wang.fang", name="王芳", extension="8006")
+    committed = []
+    emulator = Emulator(members=[], agi=AgiCaller(inputs=["3"]))
+    async with console_on(settings, db, [menu_script()], emulator) as rig:
+        rig.core.hub.subscribe(lambda batch: committed.extend(batch.timeline))
+        async with person(rig, "wang.fang") as (client, csrf), console_socket(client) as console:
+            hello = await console.next("hello")
+            assert hello["agent"]["state"] == "offline" and hello["seat"]["extension"] == "8006"
+            assert hello["pause_reasons"] == list(settings.agents.pause_reasons)
+            assert [q["queue"] for q in hello["seat"]["queues"]] == ["social_security", "general_queue"]
+            assert hello["full_numbers"] is False and hello["panel"]["queues"]
+
+            status, answer = await post(client, csrf, "/api/console/queues/login")
+            assert status == 200 and answer["ok"] and answer["message"] == "已登录队列"
+            await console.state("idle")
+            adds = sent(rig, "QueueAdd")
+            assert sorted((a["Queue"], a["MemberName"], a["Penalty"]) for a in adds) == [
+                ("general_queue", "王芳", "1"), ("social_security", "王芳", "0")]
+
+            ringing = await console.state("ringing")
+            assert ringing["agent"]["call"]["caller_number"] == "138****8000"       # masked by the server
+            assert CALLER not in json.dumps(ringing)
+            pop = await console.next("screen_pop")
+            assert pop["phase"] == "ringing" and pop["linkedid"] == MENU_CALL and pop["uniqueid"] == MENU_CALL
+            assert pop["caller"] == {"number": "138****8000", "masked": True, "name": "王小明"}
+            assert pop["menu"]["kind"] == "keypad" and pop["menu"]["keys"] == ["3"]
+            assert pop["menu"]["intent"]["code"] == "social_security"
+            assert pop["department"]["code"] == "social_security" and pop["problems"] == []
+            assert len(pop["knowledge"]) == settings.console.knowledge_items
+            assert {k["department"] for k in pop["knowledge"]} == {"social_security"}
+            assert all(k["question"] and k["answer"] for k in pop["knowledge"])
+            # The last 90 days: 5 days ago (answered, left unresolved), 30 days ago (abandoned).
+            assert [(h["outcome"], h["outcome_label"]) for h in pop["history"]] == [
+                ("answered", "已接听"), ("abandoned", "排队时挂断")]
+            assert pop["history"][0]["disposition"] == {"outcome": "unresolved", "label": "未解决",
+                                                        "note": "需要社保中心回电", "by": "周丽"}
+            connected = await console.next("screen_pop", lambda m: m["phase"] == "connected")
+            assert {**connected, "phase": "ringing"} == pop                        # made once, shown again
+            await console.state("wrap_up")
+
+            not_mine = await post(client, csrf, "/api/console/disposition",
+                                  {"linkedid": "1700000000.1", "outcome": "resolved"})
+            assert not_mine == (409, {"ok": False, "message": "只能登记本分机接听过的通话"})
+            no_note = await post(client, csrf, "/api/console/disposition",
+                                 {"linkedid": MENU_CALL, "outcome": "unresolved"})
+            assert no_note[0] == 400 and "备注" in no_note[1]["message"]
+            item = pop["knowledge"][0]["id"]
+            status, saved = await post(client, csrf, "/api/console/disposition",
+                                       {"linkedid": MENU_CALL, "outcome": "resolved", "note": "已告知补办流程",
+                                        "knowledge_item_id": item})
+            assert status == 200 and saved["message"] == "已登记：已解决"
+            status, corrected = await post(client, csrf, "/api/console/disposition",
+                                           {"linkedid": MENU_CALL, "outcome": "unsatisfied",
+                                            "note": "来电人对补办时限不满意", "knowledge_item_id": item})
+            assert status == 200 and corrected["disposition"]["previous_outcome"] == "resolved"
+
+            status, done = await post(client, csrf, "/api/console/wrapup/done")
+            assert status == 200
+            await console.state("idle")
+        await rig.core.settle()
+        assert rig.ami.unexpected == []
+
+    async with db.acquire() as conn:
+        stored = await conn.fetch("SELECT * FROM call_dispositions WHERE linkedid = $1", MENU_CALL)
+    assert len(stored) == 1
+    assert (stored[0]["outcome"], stored[0]["note"], stored[0]["account_id"], stored[0]["agent_interface"],
+            stored[0]["uniqueid"], stored[0]["knowledge_item_id"]) == (
+        "unsatisfied", "来电人对补办时限不满意", account.id, "PJSIP/8006", MENU_CALL, item)
+    assert stored[0]["knowledge_question"] == pop["knowledge"][0]["question"]
+    disposed = await timeline_detail(db, MENU_CALL, "call.disposed")
+    assert [(d["outcome"], d["for_ticket"], d.get("previous_outcome")) for d in disposed] == [
+        ("resolved", False, None), ("unsatisfied", True, "resolved")]
+    assert disposed[1]["disposition_id"] == stored[0]["id"] and "note" not in disposed[1]
+    # The hub handed the rows to subscribers (what tickets follow) once committed.
+    assert [e.detail["outcome"] for e in committed if e.kind == "call.disposed"] == ["resolved", "unsatisfied"]
+    audited = await audit_rows(db, "call.disposed")
+    assert [(r["subject"], json.loads(r["detail"])["outcome"]) for r in audited] == [
+        (f"call:{MENU_CALL}", "resolved"), (f"call:{MENU_CALL}", "unsatisfied")]
+    assert audited[0]["actor"] == f"account:{account.id}:wang.fang" and audited[0]["address"] == "127.0.0.1"
+    logins = await audit_rows(db, "agent.queue_login")
+    assert len(logins) == 1 and json.loads(logins[0]["detail"])["ok"] is True
+    assert len(await audit_rows(db, "console.opened")) == 1
