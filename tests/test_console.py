@@ -218,3 +218,211 @@ async def test_an_answered_call_pops_up_and_is_disposed(settings, db):
     logins = await audit_rows(db, "agent.queue_login")
     assert len(logins) == 1 and json.loads(logins[0]["detail"])["ok"] is True
     assert len(await audit_rows(db, "console.opened")) == 1
+
+
+async def test_the_console_socket_needs_a_persons_session_from_this_site(settings, db):
+    settings = console_settings(settings)
+    await make_account(db, settings, "wang.fang", extension="8006")
+    await make_account(db, settings, "admin", Role.ADMIN)
+    async with console_on(settings, db) as rig:
+        from aiohttp import ClientSession, WSServerHandshakeError
+        async with ClientSession() as stranger:
+            with pytest.raises(WSServerHandshakeError) as refused:
+                await stranger.ws_connect(rig.http.make_url("/ws/console"))
+            assert refused.value.status == 401
+            token = await bearer(db, "agent")                       # a machine has no seat
+            with pytest.raises(WSServerHandshakeError) as refused:
+                await stranger.ws_connect(rig.http.make_url("/ws/console"), headers=token)
+            assert refused.value.status == 403
+            answer = await stranger.post(rig.http.make_url("/api/console/pause"), json={"reason": "午休"},
+                                         headers=token)
+            assert answer.status == 403 and "个人账户" in (await answer.json())["message"]
+        async with person(rig, "wang.fang") as (client, _csrf):
+            with pytest.raises(WSServerHandshakeError) as refused:
+                await client.ws_connect("/ws/console", headers={"Origin": "https://evil.example"})
+            assert refused.value.status == 403
+            async with console_socket(client) as console:              # the page's own origin
+                assert (await console.next("hello"))["seat"]["extension"] == "8006"
+        async with person(rig, "admin") as (client, _csrf):
+            with pytest.raises(WSServerHandshakeError) as refused:
+                await client.ws_connect("/ws/console")
+            assert refused.value.status == 409                        # no extension, no console
+            page = await client.get("/console")
+            assert page.status == 409 and "没有分机号" in await page.text()
+    refusals = await audit_rows(db, "csrf.refused")
+    assert [json.loads(r["detail"])["reason"] for r in refusals] == ["foreign origin"]
+
+
+async def test_a_disabled_account_or_an_ended_session_closes_the_console(settings, db):
+    settings = console_settings(settings, session_check_interval=0.1)
+    account = await make_account(db, settings, "wang.fang", extension="8006")
+    await make_account(db, settings, "li.na", extension="8007")
+    async with console_on(settings, db) as rig:
+        async with person(rig, "wang.fang") as (client, csrf), console_socket(client) as console:
+            await console.next("hello")
+            assert (await post(client, csrf, "/api/console/queues/login"))[0] == 200
+            await console.state("idle")
+            # Open and idle: the checks are not activity, the session still times out.
+            async with db.acquire() as conn:
+                await conn.execute("UPDATE account_sessions SET last_seen_at = now() - interval '60 seconds'")
+            await asyncio.sleep(0.35)
+            async with db.acquire() as conn:
+                idle = await conn.fetchval("SELECT now() - last_seen_at FROM account_sessions")
+            assert idle.total_seconds() >= 60
+            async with db.acquire() as conn:
+                await accounts.set_disabled(conn, account.id, True, "test")
+            assert await close_code(console) == 4401
+        # A disabled agent takes no more calls: the phone left its queues.
+        await eventually(lambda: _async(len(sent(rig, "QueueRemove")) == 2), 5, "QueueRemove x 2")
+        removed = await audit_rows(db, "agent.queue_logout")
+        assert removed[0]["actor"] == "system:console" and json.loads(removed[0]["detail"])["why"] == "account disabled"
+
+        async with person(rig, "li.na") as (client, csrf), console_socket(client) as console:
+            await console.next("hello")
+            await client.post("/logout", data={"csrf_token": csrf}, allow_redirects=False)
+            assert await close_code(console) == 4401
+        assert sent(rig, "QueueRemove")[2:] == []          # a logout ends the page, not the queue work
+
+
+async def _async(value):
+    return value
+
+
+async def close_code(console: Console, timeout: float = 5.0) -> int:
+    """Read on until the server closes the console; its close code."""
+    while True:
+        frame = await console.socket.receive(timeout=timeout)
+        if frame.type.name != "TEXT":
+            assert frame.type.name == "CLOSE", frame
+            return frame.data
+
+
+async def test_pause_with_a_reason_unpause_and_queue_logout_are_shown_and_audited(settings, db):
+    settings = console_settings(settings)
+    account = await make_account(db, settings, "wang.fang", name="王芳", extension="8006")
+    async with console_on(settings, db) as rig:
+        async with person(rig, "wang.fang") as (client, csrf), console_socket(client) as console:
+            await console.next("hello")
+            assert (await post(client, csrf, "/api/console/queues/login"))[0] == 200
+            await console.state("idle")
+            status, answer = await post(client, csrf, "/api/console/pause", {"reason": "午休"})
+            assert status == 200 and answer["message"] == "已小休：午休"
+            paused = await console.state("paused")
+            assert (paused["agent"]["label"], paused["agent"]["reason"]) == ("小休", "午休")
+            status, answer = await post(client, csrf, "/api/console/pause", {"reason": "看电影"})
+            assert status == 409 and "看电影" in answer["message"]
+            assert (await post(client, csrf, "/api/console/unpause"))[0] == 200
+            await console.state("idle")
+            assert (await post(client, csrf, "/api/console/queues/logout"))[0] == 200
+            await console.state("offline")
+            # Without the CSRF header nothing happens (and that is audited too).
+            forged = await client.post("/api/console/queues/login", json={})
+            assert forged.status == 403
+    actor = f"account:{account.id}:wang.fang"
+    for action, reasons in (("agent.queue_login", [None]), ("agent.paused", ["午休", "看电影"]),
+                            ("agent.unpaused", [None]), ("agent.queue_logout", [None])):
+        rows = await audit_rows(db, action)
+        assert [json.loads(r["detail"]).get("reason") for r in rows] == reasons, action
+        assert {(r["actor"], r["subject"], r["address"]) for r in rows} == {(actor, f"account:{account.id}", "127.0.0.1")}
+    refused = json.loads((await audit_rows(db, "agent.paused"))[1]["detail"])
+    assert refused["ok"] is False and "看电影" in refused["error"]
+    assert len(await audit_rows(db, "csrf.refused")) == 1
+
+
+async def test_transfer_from_the_console_is_audited_and_in_the_timeline(settings, db):
+    settings = console_settings(settings)
+    await make_account(db, settings, "wang.fang", extension="8006")
+    async with console_on(settings, db) as rig:
+        async with person(rig, "wang.fang") as (client, csrf), console_socket(client) as console:
+            await console.next("hello")
+            await post(client, csrf, "/api/console/queues/login")
+            await console.state("idle")
+            nothing = await post(client, csrf, "/api/console/transfer", {"kind": "queue", "target": "tax"})
+            assert nothing[0] == 409 and "no answered call" in nothing[1]["message"]
+            # Capture 4's call: 8006 answers the caller PJSIP/9000-00000004.
+            await rig.ami.inject(captured(ACTIONS, "AgentCalled") + captured(ACTIONS, "AgentConnect"))
+            await console.state("in_call")
+            bad = await post(client, csrf, "/api/console/transfer", {"kind": "phone", "target": "tax"})
+            assert bad[0] == 400
+            own = await post(client, csrf, "/api/console/transfer", {"kind": "extension", "target": "8006"})
+            assert own[0] == 409 and "own extension" in own[1]["message"]
+            status, done = await post(client, csrf, "/api/console/transfer", {"kind": "queue", "target": "tax"})
+            assert status == 200 and done["message"] == "已转接"
+        redirect = sent(rig, "Redirect")[-1]
+        assert (redirect["Channel"], redirect["Exten"]) == ("PJSIP/9000-00000004", "tax")
+        await rig.core.settle()
+    transferred = await audit_rows(db, "call.transferred")
+    assert [r["subject"] for r in transferred] == [f"call:{ACTIONS_CALL}"]
+    assert json.loads(transferred[0]["detail"])["destination"] == "tax"
+    failed = await audit_rows(db, "call.transfer_failed")
+    assert [json.loads(r["detail"])["target"]["value"] for r in failed] == ["tax", "8006"]
+    assert [d["destination"] for d in await timeline_detail(db, ACTIONS_CALL, "call.transferred")] == ["tax"]
+
+
+async def test_each_console_gets_its_own_agent_and_supervisors_see_whole_numbers(settings, db):
+    settings = console_settings(settings)
+    await make_account(db, settings, "wang.fang", extension="8006")
+    await make_account(db, settings, "zhang.wei", Role.SUPERVISOR, extension="8025")
+    async with console_on(settings, db) as rig:
+        async with person(rig, "wang.fang") as (agent_client, agent_csrf), \
+                person(rig, "zhang.wei") as (boss_client, boss_csrf), \
+                console_socket(agent_client) as agent_console, console_socket(boss_client) as boss_console:
+            assert (await boss_console.next("hello"))["full_numbers"] is True
+            await agent_console.next("hello")
+            await post(agent_client, agent_csrf, "/api/console/queues/login")
+            await post(boss_client, boss_csrf, "/api/console/queues/login")
+            await agent_console.state("idle")
+            await boss_console.state("idle")
+            # Capture 2's caller offered to the supervisor's phone, then to the agent's.
+            await rig.ami.inject(captured(MENU, "AgentCalled", Interface="PJSIP/8025", MemberName="张伟"))
+            ringing = await boss_console.state("ringing")
+            assert ringing["agent"]["call"]["caller_number"] == CALLER
+            pop = await boss_console.next("screen_pop")
+            assert pop["caller"] == {"number": CALLER, "masked": False, "name": "王小明"}
+            await rig.ami.inject(captured(MENU, "AgentCalled"))
+            pop = await agent_console.next("screen_pop")
+            assert pop["caller"]["number"] == "138****8000"
+            await rig.ami.inject(_ring_no_answer())
+            missed = await agent_console.next("ring_no_answer")
+            assert missed["caller_number"] == "138****8000" and missed["ring_ms"] == 15000
+            await asyncio.sleep(0.1)
+        assert all(m.get("agent", {}).get("interface", "PJSIP/8006") == "PJSIP/8006"
+                   and m.get("interface", "PJSIP/8006") == "PJSIP/8006" for m in agent_console.messages)
+
+
+def _ring_no_answer() -> bytes:
+    """AgentRingNoAnswer as Asterisk 22 documents it (not captured): AgentCalled's
+    headers, then RingTime in milliseconds (app_queue.c rna())."""
+    called = Template(recorded_event(MENU, "AgentCalled")).render({"Event": "AgentRingNoAnswer"})
+    return (called[:-2] + "RingTime: 15000\r\n\r\n").encode()
+
+
+async def test_knowledge_search_during_a_call(settings, db):
+    settings = console_settings(settings)
+    await knowledge.seed_from_files(db)
+    await make_account(db, settings, "wang.fang", extension="8006")
+    async with console_on(settings, db) as rig:
+        async with person(rig, "wang.fang") as (client, _csrf):
+            found = await (await client.get("/api/knowledge/search", params={"q": "怎么提取公积金"})).json()
+            first = found["items"][0]
+            assert first["id"] == "housing_fund.withdraw_general" and first["procedure"] and first["materials"]
+            assert len(found["items"]) <= settings.console.search_limit
+            only_tax = await (await client.get("/api/knowledge/search",
+                                               params={"q": "发票", "department": "tax"})).json()
+            assert {i["department"] for i in only_tax["items"]} == {"tax"}
+            assert (await (await client.get("/api/knowledge/search", params={"q": ""})).json())["items"] == []
+        from aiohttp import ClientSession
+        async with ClientSession() as stranger:
+            assert (await stranger.get(rig.http.make_url("/api/knowledge/search?q=社保"))).status == 401
+
+
+async def test_the_state_log_refers_to_accounts(settings, db):
+    account = await make_account(db, console_settings(settings), "wang.fang", extension="8006")
+    async with db.acquire() as conn:
+        insert = ("INSERT INTO agent_state_log (account_id, interface, from_state, to_state, cause, occurred_at) "
+                  "VALUES ($1, 'PJSIP/8006', 'offline', 'idle', 'login', now())")
+        await conn.execute(insert, account.id)
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await conn.execute(insert, account.id + 1000)
+        await conn.execute("DELETE FROM accounts WHERE id = $1", account.id)
+        assert await conn.fetchval("SELECT account_id FROM agent_state_log") is None     # the log stays
