@@ -150,3 +150,79 @@ async def earlier_calls(db: asyncpg.Pool, number: str = CALLER) -> None:
 async def audit_rows(db: asyncpg.Pool, action: str) -> list[asyncpg.Record]:
     async with db.acquire() as conn:
         return await conn.fetch("SELECT * FROM audit_log WHERE action = $1 ORDER BY id", action)
+
+
+# -- a call through the real spoken menu ------------------------------------------------------
+#
+# The test machines have only PyPI's Korean Vosk model (see tests/test_voice_menu.py): the
+# caller says "국민 연금" (national pension), which the knowledge base below has as a keyword
+# of its pension item; the items themselves are written in Chinese, as the console shows them.
+
+VOICE_KNOWLEDGE = {
+    "social_security": [
+        {"id": "social_security.pension_record", "question": "养老保险缴费记录怎么查？",
+         "answer": "养老保险缴费记录可以在人社APP或社保自助机上查询，也可以带身份证到人社窗口打印。",
+         "procedure": ["登录人社APP", "进入社保查询", "选择养老保险缴费记录"],
+         "materials": ["本人身份证"], "keywords": ["국민 연금", "养老保险缴费记录"]},
+        {"id": "social_security.card_apply", "question": "社保卡怎么办理、补办？",
+         "answer": "社保卡丢失先挂失，再到合作银行网点或人社窗口补办，一般七个工作日可领卡。",
+         "procedure": ["电话或APP挂失", "到合作银行网点申请补办", "领取新卡并激活"],
+         "materials": ["本人身份证", "近期一寸照片"], "keywords": ["社保卡补办"]},
+        {"id": "social_security.flexible_payment", "question": "灵活就业人员怎么交社保？",
+         "answer": "灵活就业人员先办理参保登记，之后每月通过税务APP或银行缴纳养老保险费。",
+         "procedure": ["办理灵活就业参保登记", "选择缴费档次", "通过税务APP或银行缴费"],
+         "materials": ["身份证", "银行卡"], "keywords": ["灵活就业"]},
+    ],
+    "tax": [
+        {"id": "tax.filing", "question": "个人所得税怎么申报？", "answer": "个人所得税可以在个人所得税APP上申报。",
+         "procedure": [], "materials": [], "keywords": ["세금 신고", "个税申报"]},
+    ],
+}
+SAID = "국민 연금"
+
+
+def voice_settings(settings: Settings, folder, monkeypatch) -> Settings:
+    """The spoken menu with the bundled Korean test model and VOICE_KNOWLEDGE (in
+    the router's folder and, seeded by the test, in PostgreSQL)."""
+    from asr.engine import bundled_test_model_path
+    from tests.test_voice_menu import write_knowledge, write_prompts
+
+    knowledge = write_knowledge(folder / "knowledge", VOICE_KNOWLEDGE)
+    monkeypatch.setenv("HOTLINE_KNOWLEDGE_DIR", str(knowledge))
+    prompts = write_prompts(folder / "prompts", settings.voice.prompts)
+    return console_settings(settings).with_overrides(
+        asr={"model_path": str(bundled_test_model_path()), "model_checksums": "", "workers": 2,
+             "audiosocket_port": 0, "max_audio_ahead": 600.0},
+        voice={"audiosocket_address": "", "listen_grammar": "knowledge", "prompt_dir": prompts,
+               "answer_timeout": 2.0, "connect_timeout": 2.0})
+
+
+@asynccontextmanager
+async def voice_console(settings: Settings, db: asyncpg.Pool, script=None) -> AsyncIterator[Rig]:
+    """The service with its spoken menu; capture 2's caller dials in once an agent
+    logs in to social_security (the capture waits for that QueueAdd) and says SAID."""
+    from knowledge import store as knowledge
+    from ivr.menu.voice import VoiceService
+    from tests.standin import AgiCaller, AudioSocketCaller, Say
+    from tests.test_voice_menu import SPEED, audio
+
+    await knowledge.seed_from_files(db)          # the same folder the router reads (HOTLINE_KNOWLEDGE_DIR)
+    voice = await VoiceService.start(settings, db)
+    assert voice is not None
+    caller = AudioSocketCaller([Say(audio("03-gukmin-yeongeum.wav"))], speed=SPEED)
+    emulator = Emulator(members=[], agi=AgiCaller(inputs=[], audiosocket=caller))
+    try:
+        async with console_on(settings, db, [script or menu_script()], emulator, listener=voice.menu) as rig:
+            yield rig
+    finally:
+        await voice.close()
+
+
+def script_added_member(rig: Rig, name: str, interface: str = "PJSIP/8006", queue: str = "social_security") -> None:
+    """Capture 2's QueueAdd is answered by the script, not by the emulated
+    app_queue: tell the emulation what the captured one did (the agent became a
+    member of social_security), so later pauses and logouts act on every queue of
+    the agent as Asterisk's would."""
+    from tests.standin.queues import Member
+
+    rig.ami.emulator.queues.members[(queue, interface)] = Member(queue, interface, name, interface)

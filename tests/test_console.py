@@ -426,3 +426,30 @@ async def test_the_state_log_refers_to_accounts(settings, db):
             await conn.execute(insert, account.id + 1000)
         await conn.execute("DELETE FROM accounts WHERE id = $1", account.id)
         assert await conn.fetchval("SELECT account_id FROM agent_state_log") is None     # the log stays
+
+
+@pytest.mark.speech
+async def test_the_screen_pop_shows_what_the_caller_said_in_the_spoken_menu(settings, db, tmp_path, monkeypatch):
+    """The whole path: capture 2's caller speaks to the real spoken menu (AudioSocket,
+    Vosk), is routed to social_security and offered to the agent; the screen-pop has
+    the transcript, the intent and its confidence, the matched knowledge item first."""
+    from tests.console_harness import SAID, voice_console, voice_settings
+
+    settings = voice_settings(settings, tmp_path, monkeypatch)
+    await make_account(db, settings, "wang.fang", extension="8006")
+    async with voice_console(settings, db) as rig:
+        async with person(rig, "wang.fang") as (client, csrf), console_socket(client) as console:
+            await console.next("hello")
+            await post(client, csrf, "/api/console/queues/login")
+            pop = await console.next("screen_pop", timeout=30)
+        await rig.core.settle()
+    menu = pop["menu"]
+    assert menu["kind"] == "voice" and menu["transcript"] == SAID and menu["transcripts"] == [SAID]
+    assert menu["intent"]["code"] == "social_security" and menu["confidence"] >= 0.7
+    assert 0 < menu["asr_confidence"] <= 1 and menu["reaction"] == "routed"
+    assert menu["item"] == {"id": "social_security.pension_record", "question": "养老保险缴费记录怎么查？"}
+    assert [k["id"] for k in pop["knowledge"]] == ["social_security.pension_record", "social_security.card_apply",
+                                                   "social_security.flexible_payment"]
+    assert pop["caller"]["number"] == "138****8000" and pop["history"] == []
+    heard = await timeline_detail(db, MENU_CALL, "voice.heard")
+    assert heard[0]["transcripts"] == [SAID]             # what the pop read is what the menu wrote
