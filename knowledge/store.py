@@ -164,18 +164,16 @@ _SEARCH = f"""
 WITH terms AS (
     SELECT DISTINCT t FROM unnest($1::text[]) AS t
 ), docs AS (
-    SELECT {_COLUMNS}, position,
-           lower(question) AS q,
-           lower(array_to_string(keywords, ' ')) AS k,
+    SELECT id, lower(question) AS q, lower(array_to_string(keywords, ' ')) AS k,
            lower(answer || ' ' || array_to_string(procedure, ' ') || ' ' || array_to_string(materials, ' ')) AS b
     FROM knowledge_items
     WHERE $3::text IS NULL OR department = $3
-), hits AS (
+), found AS (
+    -- One strpos per item and term over all its text; the fields only where it is found.
     SELECT d.id, terms.t, strpos(d.q, terms.t) > 0 AS in_q, strpos(d.k, terms.t) > 0 AS in_k,
            strpos(d.b, terms.t) > 0 AS in_b
     FROM docs d CROSS JOIN terms
-), found AS (
-    SELECT * FROM hits WHERE in_q OR in_k OR in_b
+    WHERE strpos(d.q || ' ' || d.k || ' ' || d.b, terms.t) > 0
 ), rarity AS (
     SELECT t, ln(((SELECT count(*) FROM docs) + 1.0) / count(*)) AS idf FROM found GROUP BY t
 ), scored AS (
@@ -184,11 +182,12 @@ WITH terms AS (
     FROM found f JOIN rarity r USING (t)
     GROUP BY f.id
 )
-SELECT {_COLUMNS}, s.matched,
-       s.score * CASE WHEN length($2) >= 2 AND (strpos(replace(d.q, ' ', ''), $2) > 0
-                                                 OR strpos(d.k, $2) > 0) THEN 2 ELSE 1 END AS score
-FROM scored s JOIN docs d USING (id)
-ORDER BY score DESC, d.department, d.position
+SELECT {_COLUMNS}, k.position, s.matched,
+       s.score * CASE WHEN length($2) >= 2 AND (strpos(replace(lower(k.question), ' ', ''), $2) > 0
+                                                 OR strpos(lower(array_to_string(k.keywords, ' ')), $2) > 0)
+                      THEN 2 ELSE 1 END AS score
+FROM scored s JOIN knowledge_items k USING (id)
+ORDER BY score DESC, k.department, k.position
 LIMIT $4
 """
 

@@ -17,25 +17,15 @@ import os
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page
 
 from hotline.auth.roles import Role
 from tests.console_harness import (CALLER, MENU, MENU_CALL, SAID, console_on, console_settings, earlier_calls, menu_script,
                                    script_added_member, voice_console, voice_settings)
 from tests.standin import Send, recorded_event
 from tests.standin.templates import Template
-from tests.test_browser_accounts import CHROMIUM, fill_login
+from tests.test_browser_accounts import browser, fill_login  # noqa: F401 (the browser fixture)
 from tests.web_harness import make_account
-
-
-@pytest.fixture
-async def browser():
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def open_page(browser, rig) -> Page:

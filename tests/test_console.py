@@ -175,6 +175,11 @@ async def test_an_answered_call_pops_up_and_is_disposed(settings, db):
             connected = await console.next("screen_pop", lambda m: m["phase"] == "connected")
             assert {**connected, "phase": "ringing"} == pop                        # made once, shown again
             await console.state("wrap_up")
+            # The page reloaded during the wrap-up: the pop is shown again, for the disposition.
+            async with console_socket(client) as reloaded:
+                assert (await reloaded.next("hello"))["agent"]["wrapup"]["linkedid"] == MENU_CALL
+                again = await reloaded.next("screen_pop")
+                assert again == {**pop, "phase": "wrap_up"}
 
             not_mine = await post(client, csrf, "/api/console/disposition",
                                   {"linkedid": "1700000000.1", "outcome": "resolved"})
@@ -217,7 +222,7 @@ async def test_an_answered_call_pops_up_and_is_disposed(settings, db):
     assert audited[0]["actor"] == f"account:{account.id}:wang.fang" and audited[0]["address"] == "127.0.0.1"
     logins = await audit_rows(db, "agent.queue_login")
     assert len(logins) == 1 and json.loads(logins[0]["detail"])["ok"] is True
-    assert len(await audit_rows(db, "console.opened")) == 1
+    assert len(await audit_rows(db, "console.opened")) == 2         # the page and its reload
 
 
 async def test_the_console_socket_needs_a_persons_session_from_this_site(settings, db):
@@ -453,3 +458,30 @@ async def test_the_screen_pop_shows_what_the_caller_said_in_the_spoken_menu(sett
     assert pop["caller"]["number"] == "138****8000" and pop["history"] == []
     heard = await timeline_detail(db, MENU_CALL, "voice.heard")
     assert heard[0]["transcripts"] == [SAID]             # what the pop read is what the menu wrote
+
+
+async def test_a_console_on_a_web_only_process_gets_its_agent_from_the_bridge(settings, db):
+    """Consoles served by ``hotline serve --web-only`` hear the bridge's agent
+    states through NOTIFY, and make the screen-pop from the shared database."""
+    from aiohttp.test_utils import TestServer
+
+    from hotline.app import CORE, create_app
+
+    settings = console_settings(settings)
+    await make_account(db, settings, "wang.fang", extension="8006")
+    web_only = create_app(settings, bridge=False, pool=db)
+    async with console_on(settings, db) as rig, TestServer(web_only) as web_server:
+        await web_only[CORE].relay.wait_listening(5)
+        async with person(rig, "wang.fang") as (bridge_client, csrf), person(web_server, "wang.fang") as (client, _):
+            async with console_socket(client) as console:
+                assert (await console.next("hello"))["agent"]["state"] == "offline"
+                await post(bridge_client, csrf, "/api/console/queues/login")
+                await console.state("idle")
+                await rig.ami.inject(captured(MENU, "AgentCalled"))
+                ringing = await console.state("ringing")
+                assert ringing["agent"]["call"]["caller_number"] == "138****8000"
+                pop = await console.next("screen_pop")
+                assert pop["caller"]["number"] == "138****8000" and pop["department"]["code"] == "social_security"
+            # A console opened later on the web-only process starts from the last state it heard.
+            async with console_socket(client) as later:
+                assert (await later.next("hello"))["agent"]["state"] == "ringing"

@@ -226,24 +226,14 @@ async def _queue_action(request: web.Request, operation: str) -> web.Response:
                          200 if report.ok else 409)
 
 
-@requires(Role.AGENT)
-async def queue_login(request: web.Request) -> web.Response:
-    return await _queue_action(request, "login")
+def _queue_route(operation: str):
+    """The route of one queue operation (login, logout, pause, unpause)."""
+    @requires(Role.AGENT)
+    async def route(request: web.Request) -> web.Response:
+        return await _queue_action(request, operation)
 
-
-@requires(Role.AGENT)
-async def queue_logout(request: web.Request) -> web.Response:
-    return await _queue_action(request, "logout")
-
-
-@requires(Role.AGENT)
-async def pause(request: web.Request) -> web.Response:
-    return await _queue_action(request, "pause")
-
-
-@requires(Role.AGENT)
-async def unpause(request: web.Request) -> web.Response:
-    return await _queue_action(request, "unpause")
+    route.__name__ = route.__qualname__ = f"queue_{operation}"
+    return route
 
 
 @requires(Role.AGENT)
@@ -332,10 +322,9 @@ async def knowledge_search(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/console", console_page)
     app.router.add_get("/ws/console", console_socket)
-    app.router.add_post("/api/console/queues/login", queue_login)
-    app.router.add_post("/api/console/queues/logout", queue_logout)
-    app.router.add_post("/api/console/pause", pause)
-    app.router.add_post("/api/console/unpause", unpause)
+    for path, operation in (("queues/login", "login"), ("queues/logout", "logout"), ("pause", "pause"),
+                            ("unpause", "unpause")):
+        app.router.add_post(f"/api/console/{path}", _queue_route(operation))
     app.router.add_post("/api/console/wrapup/done", wrapup_done)
     app.router.add_post("/api/console/transfer", transfer)
     app.router.add_post("/api/console/disposition", dispose)
