@@ -16,7 +16,6 @@ from agents.console.dispositions import DispositionError, Outcome, parse
 from agents.console.masking import mask_number, shown_number
 from agents.console.screen_pop import menu_summary
 from hotline.auth.roles import Role
-from hotline.hub import TOPIC_CALLS
 from hotline.settings import ConsoleSettings, SettingsError, load_settings
 from knowledge import store as knowledge
 from knowledge.search import parse as parse_query
@@ -64,21 +63,21 @@ def test_numbers_are_masked_for_agents_and_whole_for_supervisors():
 
 
 def test_console_settings_are_checked(tmp_path):
+    import re
     from pathlib import Path
+
     text = (Path(__file__).resolve().parents[1] / "config" / "hotline.toml").read_text(encoding="utf-8")
+    section = re.search(r"(?ms)^\[console\]\n.*?\n\n", text).group(0)
     assert load_settings(env={}).console == ConsoleSettings()
-    for line, error in (('full_number_role = "boss"', "full_number_role"), ("history_days = 0", "history_days"),
+    for body, error in (('full_number_role = "boss"', "full_number_role"), ("history_days = 0", "history_days"),
                         ("mask_keep_end = -1", "mask_keep_end"), ("session_check_interval = 0", "seconds"),
-                        ("colour = 1", "unknown")):
+                        ('search_limit = "20"', "search_limit"), ("colour = 1", "unknown")):
         broken = tmp_path / "hotline.toml"
-        broken.write_text(text.replace("[console]\n", f"[console]\n{line}\n", 1)
-                          .replace('full_number_role = "supervisor"\n', "", 1 if "full_number" in line else 0)
-                          .replace("history_days = 90 ", "", 1 if "history_days" in line else 0)
-                          .replace("mask_keep_end = 4\n", "", 1 if "mask_keep_end" in line else 0)
-                          .replace("session_check_interval = 15 ", "", 1 if "session_check" in line else 0),
-                          encoding="utf-8")
+        broken.write_text(text.replace(section, f"[console]\n{body}\n\n"), encoding="utf-8")
         with pytest.raises(SettingsError, match=error):
             load_settings(broken, env={})
+    broken.write_text(text.replace(section, ""), encoding="utf-8")
+    assert load_settings(broken, env={}).console == ConsoleSettings()       # the section may be left out
 
 
 def test_a_query_is_cut_into_bigrams():
