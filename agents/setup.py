@@ -13,6 +13,7 @@ from aiohttp import web
 from agents.accounts import http as accounts_http
 from agents.events import MembershipEvents
 from agents.service import AgentDesk
+from agents.spying import SpyAudit
 from hotline.auth.login import admin_exists
 from hotline.auth.pages import FIRST_ADMIN_COMMAND
 from hotline.core import Core
@@ -26,6 +27,7 @@ AGENT_DESK = web.AppKey("agent_desk", AgentDesk)
 def setup(app: web.Application, core: Core) -> None:
     desk = AgentDesk(core)
     MembershipEvents(core, desk).subscribe()
+    SpyAudit(core).subscribe()
     app[AGENT_DESK] = desk
     accounts_http.add_routes(app)
 

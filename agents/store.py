@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import asyncpg
 
@@ -80,3 +80,25 @@ async def state_log(conn: asyncpg.Connection, interface: str, limit: int = 100) 
     return await conn.fetch(
         "SELECT * FROM (SELECT * FROM agent_state_log WHERE interface = $1 ORDER BY occurred_at DESC, id DESC"
         " LIMIT $2) AS recent ORDER BY occurred_at, id", interface, limit)
+
+
+# The audit row of each supervisor code dialled (agents/spying.py), naming the
+# accounts that sit at the dialling phone (an extension is a desk, shared by shifts).
+_INSERT_SPY_USES = """
+INSERT INTO audit_log (at, actor, action, subject, address, detail)
+SELECT u.at, 'phone:' || u.spyer, u.action, 'extension:' || u.target, NULL,
+       jsonb_build_object(
+           'mode', u.mode, 'channel', u.channel, 'uniqueid', u.uniqueid, 'linkedid', u.linkedid,
+           'accounts', (SELECT coalesce(jsonb_agg(jsonb_build_object('id', a.id, 'login', a.login, 'role', a.role)
+                                                  ORDER BY a.id), '[]'::jsonb)
+                        FROM accounts a WHERE a.extension = u.spyer AND NOT a.disabled))
+FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::text[]) AS u(at, action, spyer, target, mode, channel, uniqueid, linkedid)
+"""
+
+
+async def write_spy_uses(conn: asyncpg.Connection, uses: Sequence[Any]) -> None:
+    """The call writer's ``spy_audit`` sink."""
+    columns = list(zip(*[(u.at, u.action, u.spyer, u.target, u.mode, u.channel, u.uniqueid, u.linkedid)
+                         for u in uses]))
+    await conn.execute(_INSERT_SPY_USES, *[list(c) for c in columns])

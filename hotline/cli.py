@@ -71,18 +71,53 @@ async def _calls(settings: Settings, linkedid: str | None, limit: int) -> object
         await conn.close()
 
 
-def _asterisk_config(settings: Settings, check: bool) -> int:
+ACCOUNTS_TIMEOUT = 5.0   # seconds asterisk-config waits for the database before going on without it
+
+
+def _account_supervisors(settings: Settings) -> list[str]:
+    """The extensions of the enabled supervisor and admin accounts, or none (with a
+    warning) when the database cannot be read: the settings' supervisors stay."""
+    import asyncpg
+
+    from agents.accounts.store import supervisor_extensions
+    from hotline.asterisk.generate import supervisor_extensions as usable
+
+    async def read() -> list[str]:
+        conn = await asyncpg.connect(settings.database.url, timeout=ACCOUNTS_TIMEOUT)
+        try:
+            return await supervisor_extensions(conn)
+        finally:
+            await conn.close()
+
+    try:
+        found = asyncio.run(asyncio.wait_for(read(), ACCOUNTS_TIMEOUT))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+        print(f"hotline: cannot read the supervisors' accounts ({type(exc).__name__}: {exc}); only the settings' "
+              f"supervisors ({', '.join(settings.supervisors) or 'none'}) get the supervisor codes. Run again "
+              f"once the database is reachable, or pass --no-accounts to say so.", file=sys.stderr)
+        return []
+    extensions, strangers = usable(settings, found)
+    if strangers:
+        print(f"hotline: supervisors' accounts at extensions no department has (left out): "
+              f"{', '.join(strangers)}", file=sys.stderr)
+    print(f"supervisors: {', '.join(settings.supervisors) or 'none'} (settings), "
+          f"{', '.join(extensions) or 'none'} (accounts)")
+    return extensions
+
+
+def _asterisk_config(settings: Settings, check: bool, accounts: bool = True) -> int:
     from hotline.asterisk.generate import stale_generated, write_generated
 
     directory = settings.asterisk_dir
+    supervisors = _account_supervisors(settings) if accounts and settings.database.url else []
     if check:
-        stale = stale_generated(settings, directory)
+        stale = stale_generated(settings, directory, supervisors)
         if stale:
             print("out of date (run 'hotline asterisk-config'): " + ", ".join(stale), file=sys.stderr)
             return 1
         print(f"{directory} agrees with {settings.source}")
         return 0
-    write_generated(settings, directory)
+    write_generated(settings, directory, supervisors)
     print(f"wrote generated files in {directory}")
     return 0
 
@@ -151,6 +186,9 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _asterisk_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true", help="only report whether files are out of date")
+    parser.add_argument("--no-accounts", dest="accounts", action="store_false",
+                        help="supervisors from the settings only (default: also the supervisors' and admins' "
+                             "accounts, read from the database)")
 
 
 def _asterisk_secrets_arguments(parser: argparse.ArgumentParser) -> None:
@@ -313,7 +351,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("check-config", "validate settings and print the department table", _no_arguments,
             _run_check_config),
     Command("asterisk-config", "regenerate config/asterisk from the settings", _asterisk_config_arguments,
-            lambda settings, args: _asterisk_config(settings, args.check)),
+            lambda settings, args: _asterisk_config(settings, args.check, args.accounts)),
     Command("asterisk-secrets", "create missing extension/AMI secrets", _asterisk_secrets_arguments,
             lambda settings, args: _asterisk_secrets(settings, args.dir)),
     Command("route", "how the voice menu would route a caller's words (JSON)", _route_arguments, _run_route),

@@ -20,6 +20,7 @@ FEATURES: tuple[str, ...] = (
     "knowledge",      # the knowledge base's tables (the router reads the files)
     "recordings",     # finished MixMonitor files -> the recordings index
     "agents",         # queue membership from queue events and QueueStatus
+    "agents.console", # the agents' console: page, WebSocket, screen-pop, dispositions (uses the desk)
     "ivr.menu",       # the voice menu: AsyncAGI sessions, spoken and keypad
     "tickets",        # unresolved cases: deadlines, timers, 12345 outbox, ledger
     "reports",        # the supervisors' report: calls, voice menu, unplaced questions, tickets

@@ -452,6 +452,42 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    """The agents' console (``[console]``, agents/console/); every field has a
+    default, so the section may be left out."""
+
+    # The least role that sees callers' numbers in full; below it the console shows
+    # them masked (138****5678), masked by the server before anything is sent.
+    full_number_role: str = "supervisor"
+    mask_keep_start: int = 3              # digits kept at the start of a masked number
+    mask_keep_end: int = 4                # ... and at its end
+    history_days: int = 90                # the caller's previous calls shown in the screen-pop
+    history_limit: int = 10
+    knowledge_items: int = 5              # knowledge items for the call's intent in the screen-pop
+    search_limit: int = 20                # knowledge-base search results
+    # Seconds between two checks that an open console's session is still live (an
+    # account disabled, a session ended or expired closes the console's WebSocket).
+    session_check_interval: float = 15.0
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> "ConsoleSettings":
+        data = _known_only(cls, "console", data)
+        for name, value in data.items():
+            default = getattr(cls, name)
+            if name == "full_number_role":
+                if value not in ("agent", "supervisor", "admin"):
+                    raise SettingsError('[console] full_number_role must be "agent", "supervisor" or "admin"')
+            elif isinstance(default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                    raise SettingsError(f"[console] {name} must be a positive number of seconds")
+                data[name] = float(value)
+            elif isinstance(value, bool) or not isinstance(value, int) or value < (0 if name.startswith("mask") else 1):
+                raise SettingsError(f"[console] {name} must be a whole number"
+                                    + (" (0 or more)" if name.startswith("mask") else ", at least 1"))
+        return cls(**data)
+
+
+@dataclass(frozen=True)
 class Settings:
     service: ServiceSettings
     database: DatabaseSettings
@@ -473,6 +509,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     tickets: TicketSettings = field(default_factory=TicketSettings)
     reports: ReportSettings = field(default_factory=ReportSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     source: Path | None = field(default=None, compare=False)
 
     def department(self, code: str) -> Department:
@@ -673,6 +710,7 @@ def _build(raw: Mapping[str, Any], config_dir: Path) -> Settings:
         web=WebSettings.from_mapping(raw.get("web")),
         tickets=_tickets(raw.get("tickets"), config_dir),
         reports=ReportSettings.from_mapping(raw.get("reports")),
+        console=ConsoleSettings.from_mapping(raw.get("console")),
     )
 
 

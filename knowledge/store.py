@@ -1,5 +1,5 @@
 """The knowledge base in PostgreSQL (asyncpg, SQL written out): seed or replace it
-from the files, export it back, search it by keyword, and keep the questions the
+from the files, export it back, search it (the agents' console), and keep the questions the
 voice menu could not place for the editors.
 
 Every function takes an ``asyncpg.Connection`` or an ``asyncpg.Pool``.
@@ -17,6 +17,7 @@ from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
 import asyncpg
 
 from knowledge.files import load_items
+from knowledge.search import parse as parse_query
 from knowledge.model import KnowledgeItem
 from hotline.logs import get_logger
 
@@ -152,35 +153,55 @@ async def fetch_item(db: Db, item_id: str) -> KnowledgeItem | None:
 @dataclass(frozen=True)
 class SearchHit:
     item: KnowledgeItem
-    rank: int  # 4 keyword equals the query, 3 keyword contains it or is in it, 2 question, 1 answer
+    score: float     # higher first: the terms found, rarer ones and the question and keywords weighing more
+    matched: int     # how many of the query's terms the item contains
+
+
+# Per term: ln((items + 1) / items containing it) (rarer terms weigh more), times 3
+# when the question has it, 3 when a keyword does, 1 when the answer, procedure or
+# materials do. The whole query inside the question or a keyword doubles the sum.
+_SEARCH = f"""
+WITH terms AS (
+    SELECT DISTINCT t FROM unnest($1::text[]) AS t
+), docs AS (
+    SELECT id, lower(question) AS q, lower(array_to_string(keywords, ' ')) AS k,
+           lower(answer || ' ' || array_to_string(procedure, ' ') || ' ' || array_to_string(materials, ' ')) AS b
+    FROM knowledge_items
+    WHERE $3::text IS NULL OR department = $3
+), found AS (
+    -- One strpos per item and term over all its text; the fields only where it is found.
+    SELECT d.id, terms.t, strpos(d.q, terms.t) > 0 AS in_q, strpos(d.k, terms.t) > 0 AS in_k,
+           strpos(d.b, terms.t) > 0 AS in_b
+    FROM docs d CROSS JOIN terms
+    WHERE strpos(d.q || ' ' || d.k || ' ' || d.b, terms.t) > 0
+), rarity AS (
+    SELECT t, ln(((SELECT count(*) FROM docs) + 1.0) / count(*)) AS idf FROM found GROUP BY t
+), scored AS (
+    SELECT f.id, count(*) AS matched,
+           sum(r.idf * (3 * f.in_q::int + 3 * f.in_k::int + f.in_b::int)) AS score
+    FROM found f JOIN rarity r USING (t)
+    GROUP BY f.id
+)
+SELECT {_COLUMNS}, k.position, s.matched,
+       s.score * CASE WHEN length($2) >= 2 AND (strpos(replace(lower(k.question), ' ', ''), $2) > 0
+                                                 OR strpos(lower(array_to_string(k.keywords, ' ')), $2) > 0)
+                      THEN 2 ELSE 1 END AS score
+FROM scored s JOIN knowledge_items k USING (id)
+ORDER BY score DESC, k.department, k.position
+LIMIT $4
+"""
 
 
 async def search(db: Db, query: str, *, department: str | None = None, limit: int = 20) -> list[SearchHit]:
-    """Keyword search for the agent console: items whose keywords equal, contain
-    or are contained in the query, then those whose question or answer mention it."""
-    query = query.strip()
-    if not query:
+    """The agents' search over question, answer, procedure, materials and
+    keywords (:mod:`knowledge.search`: the query's bigrams, rarer ones weighing
+    more), best first; an item must contain at least one term."""
+    parsed = parse_query(query)
+    if parsed.empty:
         return []
     async with _connection(db) as conn:
-        rows = await conn.fetch(
-            f"""SELECT * FROM (
-                    SELECT {_COLUMNS}, department AS dept_order, position,
-                           CASE
-                               WHEN $1 = ANY (keywords) THEN 4
-                               WHEN EXISTS (SELECT 1 FROM unnest(keywords) AS k
-                                            WHERE strpos(k, $1) > 0 OR strpos($1, k) > 0) THEN 3
-                               WHEN strpos(question, $1) > 0 THEN 2
-                               WHEN strpos(answer, $1) > 0 THEN 1
-                               ELSE 0
-                           END AS rank
-                    FROM knowledge_items
-                    WHERE $2::text IS NULL OR department = $2
-                ) AS ranked
-                WHERE rank > 0
-                ORDER BY rank DESC, dept_order, position
-                LIMIT $3""",
-            query, department, limit)
-    return [SearchHit(_item(r), r["rank"]) for r in rows]
+        rows = await conn.fetch(_SEARCH, list(parsed.terms), parsed.text, department, limit)
+    return [SearchHit(_item(r), float(r["score"]), r["matched"]) for r in rows]
 
 
 # ------------------------------------------------------- unplaced questions

@@ -62,7 +62,9 @@ async def test_login_lands_on_the_role_page_with_a_strict_httponly_cookie(client
     assert "Secure" not in cookie            # plain HTTP here; see the next test for HTTPS
     landing = await client.get("/")
     html = await landing.text()
-    assert landing.status == 200 and "测试wang.fang" in html and "坐席工作台" in html and "建设中" in html
+    # An agent's home page is the console.
+    assert landing.status == 200 and landing.url.path == "/console"
+    assert "测试wang.fang" in html and "坐席工作台" in html and "建设中" not in html and 'id="console"' in html
     assert landing.headers["Cache-Control"] == "no-store"
     assert "frame-ancestors 'none'" in landing.headers["Content-Security-Policy"]
     rows = await audit_rows(db, "login.succeeded")
@@ -85,7 +87,7 @@ async def test_the_cookie_is_secure_over_https(web_settings, db, tmp_path):
         assert "Secure" in set_cookie_header(response, LOGIN_COOKIE)
         cookie = set_cookie_header(await submit_login(client, "li.na"))
         assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
-        assert (await client.get("/", allow_redirects=False)).status == 200
+        assert (await client.get("/console", allow_redirects=False)).status == 200
 
 
 async def test_a_page_without_a_session_goes_to_the_login_page_and_back(client, web_settings, db):
@@ -168,22 +170,22 @@ async def test_login_rotates_the_session_and_logout_deletes_it(client, web_setti
     async with db.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM account_sessions") == 0
     client.session.cookie_jar.update_cookies({COOKIE: second})    # a copy of the old cookie is worthless
-    assert (await client.get("/", allow_redirects=False)).status == 303
+    assert (await client.get("/console", allow_redirects=False)).status == 303
     assert [r["actor"] for r in await audit_rows(db, "logout")] == [f"account:{1}:zhou.jie"]
 
 
 async def test_sessions_end_server_side_when_expired_or_idle(client, web_settings, db):
     await make_account(db, web_settings, "wu.min")
     await log_in(client, "wu.min")
-    assert (await client.get("/", allow_redirects=False)).status == 200
+    assert (await client.get("/console", allow_redirects=False)).status == 200
     async with db.acquire() as conn:
         await conn.execute("UPDATE account_sessions SET expires_at = now() - interval '1 second'")
-    assert (await client.get("/", allow_redirects=False)).status == 303
+    assert (await client.get("/console", allow_redirects=False)).status == 303
     await log_in(client, "wu.min")
     async with db.acquire() as conn:
         await conn.execute("UPDATE account_sessions SET last_seen_at = now() - $1::interval",
                            timedelta(seconds=web_settings.web.session_idle_timeout + 1))
-    assert (await client.get("/", allow_redirects=False)).status == 303
+    assert (await client.get("/console", allow_redirects=False)).status == 303
 
 
 async def test_activity_keeps_a_session_alive(client, web_settings, db):
@@ -193,7 +195,7 @@ async def test_activity_keeps_a_session_alive(client, web_settings, db):
     async with db.acquire() as conn:
         await conn.execute("UPDATE account_sessions SET last_seen_at = now() - $1::interval",
                            timedelta(seconds=idle - 5))
-    assert (await client.get("/", allow_redirects=False)).status == 200     # touched: idle clock restarts
+    assert (await client.get("/console", allow_redirects=False)).status == 200     # touched: idle clock restarts
     async with db.acquire() as conn:
         assert await conn.fetchval("SELECT now() - last_seen_at < interval '5 seconds' FROM account_sessions")
 
@@ -206,7 +208,7 @@ async def test_sessions_are_shared_by_processes_on_one_database(web_settings, db
         await log_in(one, "he.ping")
         value = session_cookie(one)
         two.session.cookie_jar.update_cookies({COOKIE: value})
-        response = await two.get("/", allow_redirects=False)
+        response = await two.get("/console", allow_redirects=False)
         assert response.status == 200 and "测试he.ping" in await response.text()
 
 
@@ -226,7 +228,7 @@ async def test_disabling_an_account_ends_its_sessions_and_a_role_change_applies_
         response = await admin.post(f"/admin/accounts/{agent.id}/disable", data={"csrf_token": csrf},
                                     allow_redirects=False)
         assert response.status == 303
-        assert (await person.get("/", allow_redirects=False)).status == 303
+        assert (await person.get("/console", allow_redirects=False)).status == 303
     rows = await audit_rows(db, "account.role_changed", "account.disabled")
     assert [(r["action"], r["subject"]) for r in rows] == [
         ("account.role_changed", f"account:{agent.id}"), ("account.role_changed", f"account:{agent.id}"),

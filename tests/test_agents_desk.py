@@ -58,8 +58,19 @@ def ring_no_answer() -> bytes:
     return (called[:-2] + "RingTime: 15000\r\n\r\n").encode()
 
 
+async def seat_accounts(db) -> None:
+    """The accounts behind the seats used here (agent_state_log.account_id refers to
+    accounts): 7 at 8006, 8 at 8007, as the console registers them."""
+    async with db.acquire() as conn:
+        await conn.executemany(
+            "INSERT INTO accounts (id, login, name, extension, role, password_hash, created_by) "
+            "VALUES ($1, $2, $3, $4, 'agent', 'not a hash: no login', 'test') ON CONFLICT (id) DO NOTHING",
+            [(7, "agent.8006", "坐席8006", "8006"), (8, "li.si", "李四", "8007")])
+
+
 @asynccontextmanager
 async def desk_on(settings, db, emulator=None, scripts=(), **server_options):
+    await seat_accounts(db)
     server = AmiStandIn(list(scripts), emulator=emulator or Emulator(members=[]), **server_options)
     async with server:
         async with app_on(server, settings, db) as app:

@@ -950,7 +950,7 @@ def test_the_code_sends_and_consumes_what_the_scan_finds() -> None:
     events = events_in_code()
     assert {"Newchannel", "Hangup", "VarSet", "AsyncAGIStart", "AsyncAGIExec", "Cdr",
             "QueueMemberStatus", "AgentConnect", "Shutdown"} <= set(events)
-    assert "DTMFBegin" not in events and "UserEvent" not in events
+    assert "DTMFBegin" not in events and "UserEvent" in events        # the supervisor codes' audit
 
 
 def test_event_classes_agree_with_the_captures() -> None:
@@ -977,10 +977,10 @@ def test_manager_grants_exactly_the_rights_the_code_needs(etc: Path, settings: S
     assert manager_problems(load(etc, "manager.conf"), settings, AMI_SECRET, actions, events) == []
     # Today that is: write call (Setvar, Redirect), reporting (CoreShowChannels), agent
     # (QueueAdd/QueueRemove/QueuePause), agi (AGI); read system, call, agent, dialplan,
-    # agi, cdr. Never originate, system, command or config writes, never the callers' DTMF.
+    # agi, cdr, user (the supervisor codes' UserEvents). Never originate, system, command or config writes, never the callers' DTMF.
     user = load(etc, "manager.conf").get(settings.ami.username)
     assert _rights(user, "write") == {"call", "reporting", "agent", "agi"}
-    assert _rights(user, "read") == {"system", "call", "agent", "dialplan", "agi", "cdr"}
+    assert _rights(user, "read") == {"system", "call", "agent", "dialplan", "agi", "cdr", "user"}
     for change in (
         sub(r"^write = (.*)$", r"write = \1,originate"),  # a right nothing needs
         sub(r"^write = (.*)$", r"write = \1,system"),
@@ -988,7 +988,7 @@ def test_manager_grants_exactly_the_rights_the_code_needs(etc: Path, settings: S
         sub(r"^write = call,", "write = "),  # the heartbeat Setvar would be refused
         sub(r"^write = ", "write = all,"),
         sub(r"^read = (.*)$", r"read = \1,dtmf"),  # the callers' key presses
-        sub(r"^read = (.*),cdr$", r"read = \1"),  # no Cdr events
+        sub(r"^read = (.*),cdr,", r"read = \1,"),  # no Cdr events
         sub(r"^read = (.*)agi,", r"read = \1"),
         sub(r"^;   reporting - CoreShowChannels.*\n", ""),  # a class without its reason
         sub(r"^#include secrets/manager_secret.conf$", "secret = inline"),
@@ -1005,7 +1005,10 @@ def test_manager_grants_exactly_the_rights_the_code_needs(etc: Path, settings: S
     assert manager_problems(without_agent, settings, AMI_SECRET, actions, events)[0] == (
         "write lacks agent, needed by QueueAdd, QueuePause, QueueRemove")
     assert manager_problems(cfg, settings, AMI_SECRET, actions | {"Getvar"}, events) == []  # call covers it
-    assert manager_problems(cfg, settings, AMI_SECRET, actions, events | {"UserEvent"})[0] == (
+    assert manager_problems(cfg, settings, AMI_SECRET, actions, events - {"UserEvent"})[0] == (
+        "read grants user, which nothing in the code needs")
+    without_user = load(edited(etc, "manager.conf", sub(r"^read = (.*),user$", r"read = \1")), "manager.conf")
+    assert manager_problems(without_user, settings, AMI_SECRET, actions, events)[0] == (
         "read lacks user, needed by UserEvent")
     assert manager_problems(cfg, settings, AMI_SECRET, actions - {"AGI"}, events)[0] == (
         "write grants agi, which nothing in the code needs")

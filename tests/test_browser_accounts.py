@@ -55,17 +55,17 @@ async def fill_new_account(page: Page, login: str, name: str, role: str, extensi
     await page.fill("#new-password-again", "a good password 1")
 
 
-async def test_an_agent_logs_in_sees_the_landing_page_and_logs_out(page, web_settings, db):
+async def test_an_agent_logs_in_lands_on_the_console_and_logs_out(page, web_settings, db):
     await make_account(db, web_settings, "wang.fang", name="王芳")
     await page.goto("/admin/accounts")                 # not logged in: sent to the login page
     assert URL(page.url).path == "/login" and URL(page.url).query["next"] == "/admin/accounts"
     await fill_login(page, "wang.fang", go=False)
     await page.wait_for_url("**/admin/accounts")      # back where they were going: refused for an agent
     assert "无权访问" in await page.inner_text("#error-message")
-    await page.goto("/")
-    assert "您好，王芳" in await page.inner_text("h1")
-    placeholder = await page.inner_text("#console-placeholder")
-    assert "坐席工作台" in placeholder and "建设中" in placeholder and "不是坐席工作台" in placeholder
+    await page.goto("/")                                # an agent's home page is the console
+    await page.wait_for_url("**/console")
+    assert "坐席工作台" in await page.inner_text("h1") and "建设中" not in await page.content()
+    await page.wait_for_selector("#connection:has-text('已连接')")
     cookie = next(c for c in await page.context.cookies() if c["name"] == "hotline_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert await page.evaluate("document.cookie.includes('hotline_session')") is False

@@ -65,6 +65,18 @@ def _read_password(from_stdin: bool) -> str:
     return first
 
 
+# Which phones may use the supervisor codes is generated from the accounts.
+SUPERVISOR_HINT = ("supervisor codes: run 'hotline asterisk-config' and 'asterisk -rx \"pjsip reload\"' "
+                   "so the phones that may use *1/*2/*3 follow the accounts")
+
+
+def args_touch_supervisors(args: argparse.Namespace) -> bool:
+    """Whether the change may give a phone the supervisor codes or take them away."""
+    if args.agents_command == "add":
+        return args.role in ("supervisor", "admin")
+    return args.agents_command in ("disable", "enable", "set-role")
+
+
 async def _account(conn: asyncpg.Connection, login: str) -> store.Account:
     account = await store.by_login(conn, rules.normalise_login(login))
     if account is None:
@@ -108,6 +120,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             account = await _account(conn, args.login)
             await service.change_role(conn, account.id, Role(args.role), actor)
             print(f"account {account.login!r} is now {args.role}")
+        if args_touch_supervisors(args):
+            print(SUPERVISOR_HINT)
         return 0
     finally:
         await conn.close()

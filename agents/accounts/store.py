@@ -101,3 +101,11 @@ async def queues_of(conn: asyncpg.Connection, account_id: int) -> tuple[QueueSea
     rows = await conn.fetch("SELECT queue, penalty FROM account_queues WHERE account_id = $1 "
                             "ORDER BY penalty, queue", account_id)
     return tuple(QueueSeat(r["queue"], r["penalty"]) for r in rows)
+
+
+async def supervisor_extensions(conn: asyncpg.Connection) -> list[str]:
+    """The phones of the enabled supervisors and admins: the ones that may use the
+    supervisor codes (``hotline asterisk-config`` generates them into pjsip)."""
+    rows = await conn.fetch("SELECT DISTINCT extension FROM accounts WHERE role IN ('supervisor', 'admin') "
+                            "AND NOT disabled AND extension IS NOT NULL ORDER BY extension")
+    return [r["extension"] for r in rows]

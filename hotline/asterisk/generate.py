@@ -9,8 +9,12 @@ the carrier's addresses are written down in one place only:
   members (agents join and leave with AMI QueueAdd/QueueRemove);
 - ``pjsip_extensions.conf``: endpoint + aor for every agent extension, from the
   ``agent-endpoint`` / ``agent-aor`` templates of the handwritten pjsip.conf; the
-  endpoints of the ``supervisors`` carry ``set_var = HOTLINE_ROLE=supervisor``, which
-  extensions.conf checks before a supervisor code (*1/*2/*3) reaches ChanSpy;
+  supervisors' endpoints carry ``set_var = HOTLINE_ROLE=supervisor``, which
+  extensions.conf checks before a supervisor code (*1/*2/*3) reaches ChanSpy. The
+  supervisors are the extensions of the enabled supervisor and admin accounts
+  (``account_supervisors``, read from the database by ``hotline asterisk-config``)
+  and the settings' ``supervisors`` (a fallback without a database, and extra
+  phones such as a duty desk's);
 - ``pjsip_carrier.conf``: the carrier trunk's addresses (``[carrier]`` in the
   settings): its aor's contact and its identify's ``match`` lines, from the
   ``carrier-aor`` / ``carrier-identify`` templates of the handwritten pjsip.conf,
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Iterable, Sequence
 
 from hotline.asterisk.errors import AsteriskConfigError
 from hotline.asterisk.files import atomic_write
@@ -43,6 +48,7 @@ __all__ = [
     "ROLE_VARIABLE",
     "SUPERVISOR_ROLE",
     "agent_extensions",
+    "supervisor_extensions",
     "render_generated",
     "write_generated",
     "stale_generated",
@@ -111,8 +117,9 @@ def _render_queues(settings: Settings) -> str:
     return "".join(out)
 
 
-def _render_pjsip(settings: Settings) -> str:
+def _render_pjsip(settings: Settings, account_supervisors: Sequence[str]) -> str:
     out = [_GENERATED_HEADER.format(name=PJSIP_FILE)]
+    from_accounts = [e for e in account_supervisors if e not in settings.supervisors]
     out.append(
         f"; Agents' phones: endpoint + aor per extension, from [{ENDPOINT_TEMPLATE}](!) and\n"
         f"; [{AOR_TEMPLATE}](!) in pjsip.conf. The auth section of the same name is in\n"
@@ -122,7 +129,10 @@ def _render_pjsip(settings: Settings) -> str:
         f"; {ROLE_VARIABLE}={SUPERVISOR_ROLE}, the only way past the check before the supervisor\n"
         f"; codes *1/*2/*3 (extensions.conf, [hotline-supervisor]).\n"
     )
-    supervisors = set(settings.supervisors)
+    if from_accounts:
+        out.append(f"; Also supervisors: the extensions of the supervisors' and admins' accounts when this\n"
+                   f"; file was generated: {', '.join(from_accounts)}.\n")
+    supervisors = set(settings.supervisors) | set(from_accounts)
     current = None
     for ext, dept in agent_extensions(settings):
         if dept is not current:
@@ -156,8 +166,19 @@ def _render_carrier(settings: Settings) -> str:
     return "".join(out)
 
 
-def render_generated(settings: Settings) -> dict[str, str]:
-    """Text of the generated files, keyed by file name under config/asterisk/."""
+def supervisor_extensions(settings: Settings, account_supervisors: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The accounts' supervisor extensions that are agent extensions (sorted,
+    without the settings' own), and those that are not (left out: the settings
+    no longer have that phone)."""
+    extensions = {ext for ext, _ in agent_extensions(settings)}
+    wanted = sorted(set(account_supervisors) - set(settings.supervisors))
+    return [e for e in wanted if e in extensions], [e for e in wanted if e not in extensions]
+
+
+def render_generated(settings: Settings, account_supervisors: Sequence[str] = ()) -> dict[str, str]:
+    """Text of the generated files, keyed by file name under config/asterisk/.
+    ``account_supervisors``: extensions of the supervisors' accounts, supervisors
+    beside the settings' (extensions no department has are left out)."""
     extensions = [ext for ext, _ in agent_extensions(settings)]
     dupes = sorted({e for e in extensions if extensions.count(e) > 1})
     if dupes:
@@ -165,16 +186,17 @@ def render_generated(settings: Settings) -> dict[str, str]:
     strangers = [e for e in settings.supervisors if e not in extensions]
     if strangers:
         raise AsteriskConfigError(f"supervisor(s) {', '.join(strangers)} are not agent extensions")
-    return {QUEUES_FILE: _render_queues(settings), PJSIP_FILE: _render_pjsip(settings),
+    from_accounts, _ = supervisor_extensions(settings, account_supervisors)
+    return {QUEUES_FILE: _render_queues(settings), PJSIP_FILE: _render_pjsip(settings, from_accounts),
             CARRIER_FILE: _render_carrier(settings)}
 
 
-def write_generated(settings: Settings, directory: str | Path) -> list[Path]:
+def write_generated(settings: Settings, directory: str | Path, account_supervisors: Sequence[str] = ()) -> list[Path]:
     """Write the generated files into ``directory``; returns the files that changed."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     changed = []
-    for name, text in render_generated(settings).items():
+    for name, text in render_generated(settings, account_supervisors).items():
         path = directory / name
         if path.exists() and path.read_text(encoding="utf-8") == text:
             continue
@@ -183,12 +205,12 @@ def write_generated(settings: Settings, directory: str | Path) -> list[Path]:
     return changed
 
 
-def stale_generated(settings: Settings, directory: str | Path) -> list[str]:
+def stale_generated(settings: Settings, directory: str | Path, account_supervisors: Sequence[str] = ()) -> list[str]:
     """Names of generated files in ``directory`` that are missing or out of date
     (empty when ``hotline asterisk-config --check`` should pass)."""
     directory = Path(directory)
     stale = []
-    for name, text in render_generated(settings).items():
+    for name, text in render_generated(settings, account_supervisors).items():
         path = directory / name
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             stale.append(name)

@@ -24,7 +24,7 @@ from hotline.auth.middleware import IDENTITY, POOL_TIMEOUT, SESSION, safe_next
 from hotline.auth.passwords import PASSWORDS, PasswordsBusy
 from hotline.auth.roles import Role, page, public, requires
 from hotline.logs import get_logger
-from hotline.web import add_nav, render
+from hotline.web import add_nav, home_of, render
 
 log = get_logger(__name__)
 
@@ -108,6 +108,9 @@ async def logout(request: web.Request) -> web.StreamResponse:
 @page
 @requires(Role.AGENT)
 async def landing(request: web.Request) -> web.Response:
+    home = home_of(request.app, request[IDENTITY].role)
+    if home is not None:
+        raise web.HTTPSeeOther(home)
     session = request.get(SESSION)
     return render(request, "landing.html", {"expires_at": _local(request, session.expires_at) if session else None})
 

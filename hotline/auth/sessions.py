@@ -90,6 +90,18 @@ async def lookup(conn: asyncpg.Connection, value: str, web_settings: WebSettings
     return Session(row["id"], identity, row["name"], row["csrf_token"], row["expires_at"])
 
 
+async def still_live(conn: asyncpg.Connection, session_id: int, web_settings: WebSettings) -> Identity | None:
+    """The session's identity (its account's role read afresh) while it lives,
+    else None (ended, expired, idle too long, or its account disabled). Unlike
+    :func:`lookup` this is not activity: a page left open does not keep its
+    session alive (the consoles' WebSocket asks this periodically)."""
+    row = await conn.fetchrow(
+        "SELECT a.id, a.login, a.role FROM account_sessions s JOIN accounts a ON a.id = s.account_id "
+        "WHERE s.id = $1 AND s.expires_at > now() AND s.last_seen_at > now() - $2::interval AND NOT a.disabled",
+        session_id, timedelta(seconds=web_settings.session_idle_timeout))
+    return Identity("account", row["id"], row["login"], Role(row["role"])) if row is not None else None
+
+
 async def end(conn: asyncpg.Connection, value: str) -> None:
     await conn.execute("DELETE FROM account_sessions WHERE id_sha256 = $1", digest(value))
 

@@ -36,6 +36,7 @@ class NavEntry:
 
 
 NAV = web.AppKey("web_nav", list)               # [NavEntry], in the order added
+HOMES = web.AppKey("web_homes", dict)           # Role -> the page "/" sends that role to
 SERVICE_NAME = web.AppKey("web_service_name", str)
 TEMPLATES = web.AppKey("web_templates", jinja2.FileSystemLoader)
 ROLE_NAMES = {Role.AGENT: "坐席", Role.SUPERVISOR: "班长", Role.ADMIN: "管理员"}
@@ -57,6 +58,7 @@ def setup(app: web.Application, settings: Settings) -> None:
     # The loader reads its searchpath on every lookup, so add_templates can extend it.
     app[TEMPLATES] = loader = jinja2.FileSystemLoader([HERE / "templates"])
     app[NAV] = []
+    app[HOMES] = {}
     app[SERVICE_NAME] = settings.service.name
     env = aiohttp_jinja2.setup(app, loader=loader, autoescape=True, default_helpers=False,
                                undefined=jinja2.StrictUndefined)
@@ -74,6 +76,16 @@ def add_templates(app: web.Application, folder: Path) -> None:
 def add_nav(app: web.Application, label: str, path: str, role: Role) -> None:
     """A link in every page's header, for people of ``role`` and above."""
     app[NAV].append(NavEntry(label, path, role))
+
+
+def set_home(app: web.Application, role: Role, path: str) -> None:
+    """Where ``/`` sends people of exactly ``role`` (an agent's console); others
+    get the landing page."""
+    app[HOMES][role] = path
+
+
+def home_of(app: web.Application, role: Role) -> str | None:
+    return app[HOMES].get(role)
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:
