@@ -215,6 +215,11 @@ async def test_an_answered_call_pops_up_and_is_disposed(settings, db):
     assert disposed[1]["disposition_id"] == stored[0]["id"] and "note" not in disposed[1]
     # The hub handed the rows to subscribers (what tickets follow) once committed.
     assert [e.detail["outcome"] for e in committed if e.kind == "call.disposed"] == ["resolved", "unsatisfied"]
+    # ... and the tickets feature opened the call's ticket from the stored disposition.
+    async with db.acquire() as conn:
+        tickets = await conn.fetch("SELECT * FROM tickets WHERE linkedid = $1", MENU_CALL)
+    assert [(t["source"], t["assignee_account_id"], t["department"], t["description"]) for t in tickets] == [
+        ("disposition", account.id, "social_security", "来电人对补办时限不满意")]
     audited = await audit_rows(db, "call.disposed")
     assert [(r["subject"], json.loads(r["detail"])["outcome"]) for r in audited] == [
         (f"call:{MENU_CALL}", "resolved"), (f"call:{MENU_CALL}", "unsatisfied")]

@@ -18,8 +18,10 @@ from tickets import store
 from tickets.calendar import calendar_from
 from tickets.model import IllegalTransition, TicketSource, TicketState
 from tickets.service import NewTicket, TicketInputError, TicketService
+from tickets.events import TicketTriggers
 from tickets.timers import TimerWorker
 from tests.bridge_harness import eventually
+from tests.web_harness import fast, make_account
 
 S = TicketState
 CALL = "1795313795.0"
@@ -94,6 +96,29 @@ async def test_a_disposition_opens_a_ticket_linked_to_its_call_recording_and_tra
     again = await service.open_from_disposition(CALL, "来电人不满意", AGENT)
     assert again is not None and not again.created and again.ticket["id"] == ticket["id"]
     assert await service.open_from_disposition(CALL, "已解决", AGENT) is None
+
+
+async def test_a_stored_disposition_whose_ticket_was_never_opened_gets_it_at_the_next_start(settings, service, db):
+    """The console stored 来电人不满意 but the process stopped before the hub's
+    subscriber opened the ticket: the start-up catch-up opens it from the stored
+    row (its note and agent), once; a call marked 已解决 gets none."""
+    account = await make_account(db, fast(settings), "zhou.li", extension="8006")
+    await a_call(db)
+    await a_call(db, "1795313999.5")
+    async with db.acquire() as conn:
+        for linkedid, outcome, note in ((CALL, "unsatisfied", "对补办时限不满意"),
+                                        ("1795313999.5", "resolved", "已告知办理流程")):
+            await conn.execute(
+                """INSERT INTO call_dispositions (linkedid, uniqueid, account_id, agent_interface, agent_name,
+                                                  outcome, note, updated_at)
+                   VALUES ($1, $1, $2, 'PJSIP/8006', '周丽', $3, $4, clock_timestamp())""",
+                linkedid, account.id, outcome, note)
+    triggers = TicketTriggers(service)
+    assert await triggers.reconcile() == 1
+    assert await triggers.reconcile() == 0
+    async with db.acquire() as conn:
+        tickets = await conn.fetch("SELECT linkedid, source, reason, assignee_account_id, description FROM tickets")
+    assert [tuple(t) for t in tickets] == [(CALL, "disposition", "来电人不满意", account.id, "对补办时限不满意")]
 
 
 async def test_moves_follow_the_table_and_each_is_a_timeline_row_with_who_and_why(service, db):

@@ -6,6 +6,9 @@ call to one even if two processes try):
 
 * ``queue.abandoned`` with ``hold_seconds`` over ``abandoned_callback_seconds``:
   a callback ticket;
+* ``call.disposed`` (the agents' console) with ``for_ticket``: 未解决 or
+  来电人不满意 open the call's ticket, assigned to that agent, from the stored
+  disposition (``disposition_id``; the note is not in the timeline row);
 * the caller's channel hung up (``channel.hangup`` of the caller's leg) or the
   call was found lost: if the voice menu kept an unplaced question for the
   call and no agent took it, a ticket with a knowledge-base gap.
@@ -41,6 +44,10 @@ class TicketTriggers:
                 if isinstance(hold, int) and hold > self._service.settings.abandoned_callback_seconds:
                     self._spawn(self._service.open_for_abandoned(entry.linkedid, hold, entry.detail.get("queue")),
                                 entry.linkedid, "abandoned")
+            elif entry.kind == "call.disposed" and entry.detail.get("for_ticket"):
+                disposition_id = entry.detail.get("disposition_id")
+                if isinstance(disposition_id, int):
+                    self._spawn(self._service.open_for_disposition(disposition_id), entry.linkedid, "disposition")
             elif (entry.kind == "channel.hangup" and entry.uniqueid == entry.linkedid) or entry.kind == "call.lost":
                 self._spawn(self._service.open_for_unplaced(entry.linkedid), entry.linkedid, "unplaced")
 
@@ -79,7 +86,18 @@ class TicketTriggers:
                          AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.linkedid = c.linkedid
                                          AND t.source IN ('abandoned', 'unplaced_question') AND t.knowledge_gap)""",
                 window)
+            # The newest disposition of each call, where it asks for a ticket the call has not got.
+            disposed = await conn.fetch(
+                """SELECT d.id FROM (SELECT DISTINCT ON (linkedid) id, linkedid, outcome FROM call_dispositions
+                                     WHERE updated_at >= now() - $1::interval
+                                     ORDER BY linkedid, updated_at DESC) d
+                   WHERE d.outcome IN ('unresolved', 'unsatisfied')
+                         AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.linkedid = d.linkedid
+                                         AND t.source = 'disposition')""", window)
         opened = 0
+        for row in disposed:
+            result = await service.open_for_disposition(row["id"])
+            opened += bool(result and result.created)
         for row in abandoned:
             result = await service.open_for_abandoned(row["linkedid"], row["hold_seconds"], row["queue"])
             opened += bool(result and result.created)

@@ -29,6 +29,7 @@ from tickets.calendar import WorkingCalendar
 from tickets.model import (
     AUTOMATIC_SOURCES,
     DISPOSITION_UNRESOLVED,
+    DISPOSITION_UNSATISFIED,
     OPEN_STATES,
     SURVEY_RATINGS,
     SURVEY_UNSATISFIED,
@@ -47,6 +48,8 @@ log = get_logger(__name__)
 SUBJECT_MAX = 200
 DESCRIPTION_MAX = 4000
 DISPATCH_RATE_WINDOW = timedelta(days=30)
+# The console's disposition codes (call_dispositions.outcome) → the ticket's reason.
+CONSOLE_OUTCOMES = {"unresolved": DISPOSITION_UNRESOLVED, "unsatisfied": DISPOSITION_UNSATISFIED}
 ACTOR_ABANDONED = "system:abandoned"
 ACTOR_UNPLACED = "system:unplaced"
 ACTOR_SURVEY = "system:survey"
@@ -147,6 +150,28 @@ class TicketService:
             if existing is not None and existing["state"] != TicketState.CLOSED.value:
                 return Opened(existing, False)
             return await self._open(change, new, actor)
+
+    async def open_for_disposition(self, disposition_id: int) -> Opened | None:
+        """The console stored a disposition (``call_dispositions``) and published
+        ``call.disposed``: 未解决 / 来电人不满意 open the call's ticket from the
+        stored row (its note, its agent, the call's department)."""
+        async with self.pool_of().acquire() as conn:
+            row = await conn.fetchrow(
+                """SELECT d.linkedid, d.outcome, d.note, d.account_id, a.login, c.department
+                   FROM call_dispositions d JOIN accounts a ON a.id = d.account_id
+                   LEFT JOIN calls c ON c.linkedid = d.linkedid
+                   WHERE d.id = $1""", disposition_id)
+        if row is None:
+            log.warning("tickets.disposition_missing", disposition_id=disposition_id)
+            return None
+        label = CONSOLE_OUTCOMES.get(row["outcome"])
+        if label is None:
+            return None
+        department = row["department"] if row["department"] in self.department_names else None
+        with bound_call(row["linkedid"]):
+            return await self.open_from_disposition(
+                row["linkedid"], label, f"account:{row['account_id']}:{row['login']}",
+                account_id=row["account_id"], note=row["note"], department=department)
 
     async def open_from_survey(self, linkedid: str, rating: str, actor: str = ACTOR_SURVEY) -> Opened | None:
         """The caller's survey answer about a call. 不满意 opens a ticket, or
