@@ -97,6 +97,7 @@ SLOW_TESTS = frozenset({
     "test_browser_console.py::test_a_supervisor_sees_the_whole_number",  # 1.4 s
     "test_browser_accounts.py::test_an_agent_logs_in_lands_on_the_console_and_logs_out",  # 3.1 s
     "test_browser_accounts.py::test_a_wrong_password_shows_the_error",  # 1.9 s
+    "test_browser_accounts.py::test_an_agent_is_refused_a_supervisors_page",  # 1.3 s
     "test_browser_accounts.py::test_repeated_failures_lock_the_login",  # 3.5 s
     "test_browser_accounts.py::test_an_admin_creates_an_account",  # 2.9 s
     "test_browser_accounts.py::test_a_form_without_its_csrf_token_is_refused",  # 2.8 s

@@ -76,6 +76,25 @@ async def test_an_agent_logs_in_lands_on_the_console_and_logs_out(page, web_sett
     assert "/login" in page.url
 
 
+async def test_an_agent_is_refused_a_supervisors_page(page, web_settings, db):
+    """The supervisors' report typed into the address bar by an agent: the
+    refusal page in Chinese with 403, and its CSV export refused as well. The
+    authorisation layer logs such refusals (auth.forbidden); it does not audit them."""
+    await make_account(db, web_settings, "wang.fang", name="王芳")
+    await fill_login(page, "wang.fang")
+    await page.wait_for_url("**/console")
+    assert await page.locator("nav >> text=统计报表").count() == 0     # the menu does not offer it
+    response = await page.goto("/reports")
+    assert response is not None and response.status == 403
+    assert await page.inner_text("#error-message") == "您的账户无权访问此页面"
+    assert "错误代码 403" in await page.inner_text("main")
+    assert "接通率" not in await page.content()                       # nothing of the report
+    export = await page.request.get("/api/reports.csv")             # the same session's cookie
+    assert export.status == 403 and await export.json() == {"error": "needs the supervisor role"}
+    await page.click("text=返回首页")                                  # and back to work
+    await page.wait_for_url("**/console")
+
+
 async def test_a_wrong_password_shows_the_error(page, web_settings, db):
     await make_account(db, web_settings, "li.na")
     await fill_login(page, "li.na", "not my password")
