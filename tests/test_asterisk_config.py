@@ -730,6 +730,79 @@ def test_dialplan(etc: Path, settings: Settings) -> None:
         assert dialplan_problems(broken, settings), change
 
 
+def _argss(call: Run, app: str) -> list[str]:
+    return [e.args for e in call.executed if e.app.lower() == app.lower()]
+
+
+def telephony_problems(etc: Path, settings: Settings) -> list[str]:
+    """The tickets' contexts: app_queue's exit key to the callback offer, and where
+    the hotline's own calls go once answered (tickets/calls.py CONTEXTS)."""
+    from tickets.calls import CONTEXTS
+
+    problems = []
+    dp = dialplan(load(etc, "extensions.conf"))
+    queues = load(etc, "queues.conf")
+    template = queues.find("hotline-queue", templates=True)[0]
+    exit_context = template.get("context") or ""
+    digits = [e for e in dp.extensions(exit_context) if len(e) == 1 and e.isdigit()]
+    if digits != ["1"]:
+        problems.append(f"queues.conf context {exit_context!r}: exit digits {digits}, not just 1")
+    for purpose, context in CONTEXTS.items():
+        if "s" not in dp.extensions(context):
+            problems.append(f"no extension s in {context} (the {purpose} Originate's target)")
+    if problems:
+        return problems
+    # The exit key with the bridge alive: the offer, bounded, with the queue named.
+    up = hotline_call(dp, settings, "up", context=exit_context, exten="1", variables={"QUEUENAME": "tax"})
+    offer = [a for a in _argss(up, "AGI") if a.startswith("agi:async,callback")]
+    if offer != ["agi:async,callback,tax"]:
+        problems.append(f"the exit key does not run the offer for the caller's queue: {_argss(up, 'AGI')}")
+    elif not any(re.fullmatch(r"TIMEOUT\(absolute\)=[1-9]\d*", a) for a in _argss(up, "Set")):
+        problems.append("the callback offer is not bounded by TIMEOUT(absolute)")
+    # ...and without it (or when the offer ends otherwise): told, and back in the queue.
+    for variables in ({"QUEUENAME": "tax"}, {"QUEUENAME": ""}):
+        down = hotline_call(dp, settings, "down", context=exit_context, exten="1", variables=variables)
+        queue = variables["QUEUENAME"] or settings.fallback_queue
+        if _argss(down, "AGI") or _argss(down, "Queue") != [f"{queue},c"] or not _argss(down, "Playback"):
+            problems.append(f"bridge down, queue {queue!r}: {down.apps}")
+    # A callback: recorded before anything is said, then the agent, then the queue.
+    for agent, dialled in (("8006", ["PJSIP/8006,30,g"]), ("", [])):
+        call = hotline_call(dp, settings, "up", context=CONTEXTS["callback"],
+                            variables={"HOTLINE_AGENT": agent, "HOTLINE_QUEUE": "social_security",
+                                       "HOTLINE_CALL_NUMBER": "13800138000"})
+        if call.index("MixMonitor") < 0 or call.index("MixMonitor") > min(call.index("Playback"), call.index("Queue")):
+            problems.append("the callback is not recorded from its start")
+        if _argss(call, "Dial") != dialled or _argss(call, "Queue") != ["social_security,c"]:
+            problems.append(f"callback with agent {agent!r}: {call.apps}")
+    # 回访: recorded, then the survey about the ticket, only with a live bridge.
+    for bridge in ("up", "down"):
+        call = hotline_call(dp, settings, bridge, context=CONTEXTS["follow_up"], variables={"HOTLINE_TICKET": "7"})
+        survey = call.index("AGI", "agi:async")
+        if not 0 <= call.index("MixMonitor") < (survey if survey >= 0 else len(call.executed)):
+            problems.append("the follow-up call is not recorded")
+        if (bridge == "up") != (_argss(call, "AGI") == ["agi:async,follow_up,7"]) or not call.hung_up:
+            problems.append(f"follow-up call, bridge {bridge}: {call.apps}")
+    return problems
+
+
+def test_the_callback_offer_and_the_hotlines_own_calls_in_the_dialplan(etc: Path, settings: Settings) -> None:
+    assert telephony_problems(etc, settings) == []
+    for name, change in (
+        ("queues.conf", sub(r"^context = hotline-callback\n", "")),
+        ("extensions.conf", lambda t: t.replace("[hotline-callback]\n", "[hotline-callback]\nexten => 2,1,Hangup()\n")),
+        ("extensions.conf", sub(r"AGI\(agi:async,callback,\$\{HOTLINE_QUEUE\}\)", "AGI(agi:async,callback)")),
+        ("extensions.conf", sub(r"^( same => n\(offer\)),Set\(TIMEOUT\(absolute\)=180\)", r"\1,NoOp()")),
+        ("extensions.conf", sub(r"^ same => n\(back\),Playback\(hotline/callback-unavailable\)\n",
+                                " same => n(back),NoOp()\n")),
+        ("extensions.conf", sub(r"^\[hotline-callback-out\]\nexten => s,1,Set\(CALL_ID=\$\{UNIQUEID\}\)\n"
+                                r" same => n,MixMonitor\(.*\)\n", "[hotline-callback-out]\nexten => s,1,NoOp()\n")),
+        ("extensions.conf", sub(r"Dial\(PJSIP/\$\{HOTLINE_AGENT\},30,g\)", "Dial(PJSIP/${HOTLINE_AGENT},30)")),
+        ("extensions.conf", sub(r"AGI\(agi:async,follow_up,\$\{HOTLINE_TICKET\}\)", "AGI(agi:async,follow_up)")),
+        ("extensions.conf", sub(r"^\[hotline-follow-up\]", "[hotline-followup]")),
+    ):
+        assert telephony_problems(edited(etc, name, change), settings), (name, change)
+
+
 # --------------------------------------------------------------------------- supervisor codes
 
 SPY_CODES = (("*1", "listen", ""), ("*2", "whisper", "w"), ("*3", "barge", "B"))
