@@ -428,6 +428,26 @@ class TicketSettings:
     dispatch_retry_min: float = 1.0     # back-off after a failed POST, doubling up to retry_max
     dispatch_retry_max: float = 300.0
     dispatch_goal: float = 0.10         # at most this share of tickets dispatched (reported)
+    # The queue's callback offer: a caller waiting this long hears "press 1 to be called
+    # back" (app_queue's periodic announcement, generated into queues_departments.conf;
+    # 0: no periodic offer). A queue nobody is logged in to is offered it at once.
+    callback_offer_seconds: float = 120.0
+    # Callbacks (AMI Originate to the caller through the carrier, then the agent's phone
+    # or the queue): the dial string ({number}: the digits to call), how long it rings,
+    # how many attempts and how far apart.
+    callback_dial: str = "PJSIP/{number}@carrier"
+    callback_ring_seconds: float = 30.0
+    callback_attempts: int = 3
+    callback_spacing_minutes: float = 10.0
+    # How long past the ring time Asterisk may take to report an Originate before the
+    # attempt counts as lost (the process that sent it died) and is tried again.
+    callback_response_timeout: float = 30.0
+    # The satisfaction callback (回访) after a ticket is answered: this long after (0: none).
+    follow_up_delay_minutes: float = 60.0
+    survey_attempts: int = 2            # the survey question is asked at most this often
+    # Sound files (under sounds/<language>/) of the survey and the callback offer; what
+    # they say is in [sounds.texts] under the same names ([tickets.prompts]).
+    prompts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -751,8 +771,17 @@ def _agents(raw: Any) -> AgentSettings:
     return AgentSettings(pause_reasons=tuple(reasons), **numbers)
 
 
+# [tickets.prompts]: the roles of the survey's and the callback offer's sound files.
+TICKET_PROMPTS = ("survey_question", "survey_invalid", "survey_thanks", "survey_sorry", "follow_up_intro",
+                  "callback_nobody", "callback_number", "callback_confirm", "callback_enter",
+                  "callback_invalid", "callback_registered", "callback_declined")
+# What a callback may dial: digits only (a dial string cannot be smuggled in).
+CALLBACK_NUMBER = re.compile(r"[0-9]{5,20}")
+
+
 def _tickets(raw: Any, config_dir: Path) -> TicketSettings:
     values = dict(raw or {})
+    prompts = values.pop("prompts", None) or {}
     defaults = TicketSettings()
     unknown = sorted(set(values) - set(TicketSettings.__dataclass_fields__))
     if unknown:
@@ -770,7 +799,19 @@ def _tickets(raw: Any, config_dir: Path) -> TicketSettings:
             values[name] = float(value)
     calendar = Path(values.get("calendar", defaults.calendar))
     values["calendar"] = str(calendar if calendar.is_absolute() else config_dir / calendar)
-    settings = TicketSettings(**values)
+    missing = [role for role in TICKET_PROMPTS if not str(prompts.get(role, "")).strip()]
+    if missing:
+        raise SettingsError(f"[tickets.prompts] is missing {', '.join(missing)}")
+    unknown = sorted(set(prompts) - set(TICKET_PROMPTS))
+    if unknown:
+        raise SettingsError(f"[tickets.prompts] has unknown prompt(s): {', '.join(unknown)}")
+    settings = TicketSettings(**values, prompts=dict(prompts))
+    if "{number}" not in settings.callback_dial or not settings.callback_dial.startswith("PJSIP/"):
+        raise SettingsError('[tickets] callback_dial must be a PJSIP dial string with {number}, '
+                            'e.g. "PJSIP/{number}@carrier"')
+    if settings.callback_attempts < 1 or settings.survey_attempts < 1 or settings.callback_ring_seconds <= 0:
+        raise SettingsError("[tickets] callback_attempts, survey_attempts and callback_ring_seconds "
+                            "must be more than 0")
     if settings.verify_hours <= 0 or settings.answer_hours <= 0 or settings.knowledge_working_days < 1:
         raise SettingsError("[tickets] verify_hours, answer_hours and knowledge_working_days must be more than 0")
     if settings.timer_poll <= 0 or settings.dispatch_timeout <= 0 or settings.dispatch_retry_min <= 0:

@@ -1,10 +1,13 @@
 """Which sound files Asterisk will play for the hotline, read from the configuration.
 
-Three places make Asterisk play a file, and each is read here rather than listed by
+Four places make Asterisk play a file, and each is read here rather than listed by
 hand, so a changed setting changes the list:
 
 - the keypad menu (``[menu]`` and ``[menu.keypad.*]`` of hotline.toml), whose files
   the bridge names in ``STREAM FILE`` / ``GET DATA``;
+- the satisfaction survey and the callback offer (``[tickets.prompts]``), also named by
+  the bridge, and the digits it reads a callback number back with (``SAY DIGITS``:
+  ``digits/0`` ... ``digits/9``);
 - the dialplan (extensions.conf): ``Playback``, ``Background``, ``Read``, ...;
 - app_queue (queues.conf), which announces a caller's position and expected wait.
   :func:`queue_sounds` follows ``say_position()`` in Asterisk 22's apps/app_queue.c:
@@ -66,7 +69,7 @@ class Need:
 def required_sounds(settings: Settings, conf_dir: Path) -> list[Need]:
     """Every sound file the keypad menu, the dialplan and app_queue play, each once
     (the first reason found), number files expanded for ``[sounds] language``."""
-    needs = [*menu_sounds(settings),
+    needs = [*menu_sounds(settings), *ticket_sounds(settings),
              *dialplan_sounds(parse_file(conf_dir / "extensions.conf", config_dir=conf_dir)),
              *queue_sounds(parse_file(conf_dir / "queues.conf", config_dir=conf_dir))]
     seen: dict[str, Need] = {}
@@ -91,6 +94,12 @@ def menu_sounds(settings: Settings) -> list[Need]:
     needs = [Need(getattr(menu, role), f"[menu] {role}") for role in ("greeting", "invalid", "no_input", "transfer")]
     needs += [Need(k.prompt, f"[menu.keypad.{k.name}] prompt") for k in menu.keypads.values()]
     return needs
+
+
+def ticket_sounds(settings: Settings) -> list[Need]:
+    needs = [Need(name, f"[tickets.prompts] {role}") for role, name in settings.tickets.prompts.items()]
+    return needs + [Need(f"digits/{d}", "SAY DIGITS of a callback number (tickets/callback_offer.py)")
+                    for d in range(10)]
 
 
 def dialplan_sounds(extensions: Config) -> list[Need]:

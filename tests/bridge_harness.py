@@ -18,9 +18,24 @@ from hotline.core import Core
 from hotline.settings import Settings
 from ivr.menu.setup import VOICE_LISTENER
 from tests.conftest import ASTERISK_FIXTURES
-from tests.standin import AmiStandIn
+from tests.standin import AmiStandIn, Script, Send, Transcript
 
 RECORDED_MONITOR = ASTERISK_FIXTURES / "recordings" / "monitor"
+MENU_CAPTURE = ASTERISK_FIXTURES / "call-menu-queue-answered.jsonl"
+
+
+def menu_call_script() -> Script:
+    """Capture 2 with the recorder's own menu commands taken out: our menu sends
+    its own, answered by the emulated caller, until it queues the caller, where the
+    capture takes over again. The recorder sent ``EXEC Queue social_security``; our
+    menu sends it with option ``c`` (the survey after the agent hangs up) and queues
+    ``ASYNCAGI BREAK`` behind it (ivr/menu/queueing.py). Asterisk answers both alike
+    until the call ends; this caller hangs up, which Queue() with ``c`` would report
+    as ``200 result=0`` (apps/app_queue.c) where the capture, without it, says
+    ``200 result=-1``. The BREAK never runs: the AGI session ends with the call."""
+    transcript = Transcript.load(MENU_CAPTURE)
+    return (transcript.connection(1).without_agi(lambda command: not command.startswith("EXEC Queue"))
+            .with_agi_command("EXEC Queue social_security", "EXEC Queue social_security,c"))
 
 
 def install_recordings(settings: Settings) -> Path:
@@ -103,6 +118,26 @@ async def timeline_detail(pool: asyncpg.Pool, linkedid: str, kind: str) -> list[
             "SELECT detail FROM call_events WHERE linkedid = $1 AND kind = $2 ORDER BY occurred_at, id",
             linkedid, kind)
     return [json.loads(r["detail"]) for r in rows]
+
+
+def agi_call(*args: str) -> tuple[Script, bytes]:
+    """Capture 2 up to its AsyncAGIStart, as if the dialplan had run
+    ``AGI(agi:async,<args>)`` (the survey's and the callback offer's contexts):
+    the script (login, the caller's channel) and the AsyncAGIStart to inject
+    when the test is ready. res_agi adds ``agi_arg_1: ...`` lines after
+    ``agi_threadid`` (res_agi.c, ``setup_env``; not captured: the captured AGI
+    had no arguments). The rest of the call is the emulated caller's."""
+    from urllib.parse import quote
+
+    script = Transcript.load(MENU_CAPTURE).connection(1).until("Event: AsyncAGIStart")
+    last = script.steps[-1]
+    data = last.data.decode("utf-8")
+    start = data.index("Event: AsyncAGIStart")
+    env_end = data.index("%0A%0A", data.index("Env: agi_request", start))
+    extra = "".join(quote(f"agi_arg_{n}: {value}\n", safe="") for n, value in enumerate(args, start=1))
+    agi_start = data[start:env_end + 3] + extra + data[env_end + 3:]
+    steps = [*script.steps[:-1], *([Send(data[:start].encode("utf-8"), t=last.t)] if start else [])]
+    return Script(steps), agi_start.encode("utf-8")
 
 
 async def replay_call(script, settings: Settings, pool: asyncpg.Pool, linkedid: str, emulator=None):

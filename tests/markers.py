@@ -44,6 +44,8 @@ SPEECH_MODULES = frozenset({
 # (about 1 s) once for the session, whichever test that is.
 SLOW_TESTS = frozenset({
     "test_intent_classifier.py::test_training_twice_gives_the_same_model_bytes",  # ~20 s: fits the model
+
+    "test_ticket_calls.py::test_attempts_are_spaced_limited_and_each_result_is_on_the_timeline",  # 1.2 s: three spaced attempts
     # ~17 s: the caller hears a spoken answer, then confirms it settled the question
     "test_voice_menu.py::test_a_self_service_answer_that_settles_the_question_ends_the_call",
     "test_voice_menu.py::test_unplaced_speech_is_reprompted_kept_for_editors_then_the_keypad",  # 6.5 s

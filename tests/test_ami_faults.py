@@ -13,7 +13,7 @@ from panoramisk import Manager
 
 from ivr.ami import AmiActionTimeout, AmiConnection
 from tests.conftest import ASTERISK_FIXTURES
-from tests.standin import AmiStandIn, Transcript
+from tests.standin import AmiStandIn, Send, Transcript
 
 QUEUE_ADD = {"Action": "QueueAdd", "Queue": "social_security", "Interface": "PJSIP/8006",
              "Penalty": "0", "Paused": "false", "MemberName": "坐席8006"}
@@ -137,3 +137,24 @@ async def test_refused_login_is_reported_and_retried(settings, caplog):
         finally:
             await ami.close()
     assert "ami.login_refused" in caplog.text
+
+
+async def test_an_event_with_a_response_header_is_one_event(settings, caplog):
+    """Our reader's own fault, not panoramisk's: the real OriginateResponse
+    (actions.jsonl) carries a Response header behind Event, Privilege and ActionID;
+    the reader took that line for the start of a new message and cut the event
+    there (ami.frame_truncated), so no callback's outcome ever arrived."""
+    transcript = Transcript.load(ASTERISK_FIXTURES / "actions.jsonl")
+    [chunk] = [s.data for s in transcript.connection(1) if isinstance(s, Send) and b"Event: OriginateResponse" in s.data]
+    async with AmiStandIn([]) as server:
+        ami = await our_connection(settings, server.port)
+        heard = asyncio.get_running_loop().create_future()
+        ami.register_event("OriginateResponse", lambda _manager, message: heard.done() or heard.set_result(message))
+        try:
+            await server.inject(chunk)
+            event = await asyncio.wait_for(heard, 5)
+        finally:
+            await ami.close()
+    assert (event["ActionID"], event["Response"], event["Reason"], event["Uniqueid"], event["CallerIDName"]) == (
+        "originate-chanspy", "Success", "4", "1795313840.6", "质检监听")
+    assert "ami.frame_truncated" not in caplog.text

@@ -7,6 +7,7 @@ import hashlib
 from tests.bridge_harness import (
     QUEUE_ADD_8006,
     bridge_on,
+    menu_call_script,
     ended_call,
     install_recordings,
     replay_call,
@@ -22,12 +23,7 @@ ABANDONED_CALL = "1795313813.2"
 BREAK_CALL = "1795313823.3"
 
 
-def menu_script():
-    """Capture 2 with the recorder's own menu commands taken out: our menu sends
-    its own, answered by the emulated caller, until it queues the caller with
-    the same EXEC Queue the recorder sent, where the capture takes over again."""
-    transcript = Transcript.load(ASTERISK_FIXTURES / "call-menu-queue-answered.jsonl")
-    return transcript.connection(1).without_agi(lambda command: not command.startswith("EXEC Queue"))
+menu_script = menu_call_script
 
 
 async def test_menu_call_routed_by_key_and_answered_by_agent(settings, db):
@@ -43,17 +39,20 @@ async def test_menu_call_routed_by_key_and_answered_by_agent(settings, db):
         assert server.unexpected == []
 
     # Every AGI command the menu sent, in the order the stand-in received them: the
-    # emulated caller answered the first four, the script took EXEC Queue. The last-resort
-    # timeout must be cleared before the caller enters the queue.
+    # emulated caller answered the first five (app_queue: somebody is logged in), the
+    # script took EXEC Queue; the BREAK queued behind it never ran (the caller hung up).
+    # The last-resort timeout must be cleared before the caller enters the queue.
     sent = [get_header(m, "Command") for m in server.received[0] if get_header(m, "Action") == "AGI"]
     assert sent == [
         'STREAM FILE hotline/welcome "0123456789*#"',
         "GET DATA hotline/menu-main 5000 1",
         "SET VARIABLE HOTLINE_INTENT social_security",
+        "GET VARIABLE QUEUE_MEMBER(social_security,logged)",
         "SET VARIABLE TIMEOUT(absolute) 0",
-        "EXEC Queue social_security",
+        "EXEC Queue social_security,c",
+        "ASYNCAGI BREAK",
     ]
-    assert [command for _, command in emulator.agi_commands] == sent[:-1]
+    assert [command for _, command in emulator.agi_commands] == sent[:-2]
 
     assert call["outcome"] == "answered"
     assert call["caller_name"] == "王小明" and call["caller_number"] == "13800138000"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.bridge_harness import QUEUE_ADD_8006, bridge_on, ended_call, timeline_detail
+from tests.bridge_harness import QUEUE_ADD_8006, bridge_on, ended_call, menu_call_script, timeline_detail
 from tests.conftest import ASTERISK_FIXTURES
 from tests.standin import AgiCaller, AmiStandIn, Emulator, Transcript
 from tests.standin.agi import AgiOutcome
@@ -62,8 +62,7 @@ async def test_stopping_retires_the_heartbeat_then_sends_menu_callers_to_a_perso
     stayed fresh and the next caller entered a menu nobody drove (19 s of silence),
     and a caller in the menu waited until TIMEOUT(absolute). Now: heartbeat 0 first,
     then ASYNCAGI BREAK for every caller whose menu is running, then Logoff."""
-    transcript = Transcript.load(ASTERISK_FIXTURES / "call-menu-queue-answered.jsonl")
-    script = transcript.connection(1).without_agi(lambda command: not command.startswith("EXEC Queue"))
+    script = menu_call_script()
     caller = SlowToAnswer(timeout=0.5)
     emulator = Emulator(agi=caller)
     async with AmiStandIn([script], emulator=emulator) as server:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from tests.bridge_harness import (QUEUE_ADD_8006, bridge_on, call_row, ended_call, eventually,
+from tests.bridge_harness import (QUEUE_ADD_8006, bridge_on, menu_call_script, call_row, ended_call, eventually,
                                   timeline_detail, timeline_kinds)
 from tests.conftest import ASTERISK_FIXTURES
 from tests.standin import AgiCaller, AmiStandIn, Emulator, HangUp, Transcript
@@ -86,8 +86,7 @@ async def test_a_missing_menu_prompt_sends_the_caller_to_a_person_not_to_silence
 async def test_a_caller_hanging_up_during_get_data_still_ends_the_menu_quietly(settings, db):
     """The same 200 result=-1, after HangupRequest and followed by AsyncAGIEnd,
     AGISTATUS=HANGUP and Hangup: the caller has gone; nothing more is sent."""
-    transcript = Transcript.load(ASTERISK_FIXTURES / "call-menu-queue-answered.jsonl")
-    script = transcript.connection(1).without_agi(lambda command: not command.startswith("EXEC Queue"))
+    script = menu_call_script()
     emulator = Emulator(agi=AgiCaller(inputs=[HangUp()]))
     async with AmiStandIn([script], emulator=emulator) as server:
         async with bridge_on(server, settings, db) as core:

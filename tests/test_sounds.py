@@ -100,7 +100,10 @@ def test_the_needed_sounds_are_read_from_the_settings_and_the_asterisk_config(tm
 
     quiet = config_copy(tmp_path / "quiet", queues_conf=lambda t: t.replace("announce-frequency = 60",
                                                                              "announce-frequency = 0"))
-    assert not [n for n in names(quiet) if n.startswith(("queue-", "digits/"))]
+    # No announcements: no queue files, and of the numbers only the ten digits a callback
+    # number is read back with (SAY DIGITS).
+    assert not [n for n in names(quiet) if n.startswith("queue-")]
+    assert {n for n in names(quiet) if n.startswith("digits/")} == {f"digits/{d}" for d in range(10)}
     no_wait = config_copy(tmp_path / "no-wait", queues_conf=lambda t: t.replace("announce-holdtime = once",
                                                                                  "announce-holdtime = no"))
     assert not {"queue-holdtime", "queue-minutes"} & set(names(no_wait)) and "queue-thereare" in names(no_wait)

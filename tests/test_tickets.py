@@ -147,6 +147,7 @@ async def test_moves_follow_the_table_and_each_is_a_timeline_row_with_who_and_wh
         ("opened", None, "to_verify", AGENT, None),
         ("transition", "to_verify", "in_progress", AGENT, "已电话联系来电人核实"),
         ("transition", "in_progress", "answered", AGENT, "已告知办理流程"),
+        ("follow_up.scheduled", None, None, "system:survey", None),      # the 回访 call, an hour on
         ("transition", "answered", "follow_up", "system:survey", "回访"),
         ("transition", "follow_up", "closed", AGENT, "来电人满意"),
         ("transition", "closed", "reopened", "token:1:班长", "来电人再次来电"),
@@ -158,6 +159,9 @@ async def test_moves_follow_the_table_and_each_is_a_timeline_row_with_who_and_wh
         pending = await conn.fetch("SELECT deadline FROM ticket_timers WHERE ticket_id = $1 AND fired_at IS NULL "
                                    "AND cancelled_at IS NULL AND action = 'escalate' ORDER BY deadline", tid)
     assert [r["deadline"] for r in pending] == ["answer", "verify"]      # the new round's clock runs
+    async with db.acquire() as conn:
+        calls = await conn.fetch("SELECT purpose, state FROM ticket_calls WHERE ticket_id = $1", tid)
+    assert [tuple(c) for c in calls] == [("follow_up", "cancelled")]     # closed first: no 回访 call
 
 
 async def test_nothing_is_ever_deleted(service, db):

@@ -29,7 +29,7 @@ from asr.audio import read_pcm, write_wav
 from asr.engine import bundled_test_model_path
 from ivr.menu.voice import VoiceService
 from routing.classifier import default_classifier
-from tests.bridge_harness import (QUEUE_ADD_8006, bridge_on, call_row, ended_call, eventually,
+from tests.bridge_harness import (QUEUE_ADD_8006, bridge_on, call_row, ended_call, eventually, menu_call_script,
                                   timeline_detail, timeline_kinds)
 from tests.conftest import ASTERISK_FIXTURES
 from tests.failing_recognizer import failing_after
@@ -84,11 +84,7 @@ def write_prompts(folder: Path, names) -> Path:
     return folder
 
 
-def menu_script():
-    """Capture 2 without the recorder's menu commands; our menu's commands are
-    answered by the emulated caller until the capture's EXEC Queue social_security."""
-    transcript = Transcript.load(ASTERISK_FIXTURES / "call-menu-queue-answered.jsonl")
-    return transcript.connection(1).without_agi(lambda command: not command.startswith("EXEC Queue"))
+menu_script = menu_call_script
 
 
 @pytest.fixture
@@ -139,8 +135,9 @@ async def test_caller_says_what_they_need_and_is_queued(voice_settings, db):
 
     sent = agi_sent(server)
     assert sent[0].startswith("EXEC AudioSocket ") and sent[0].endswith(f",127.0.0.1:{voice_port(sent[0])}")
-    assert sent[1:] == ["SET VARIABLE HOTLINE_INTENT social_security", "SET VARIABLE TIMEOUT(absolute) 0",
-                        "EXEC Queue social_security"]
+    assert sent[1:] == ["SET VARIABLE HOTLINE_INTENT social_security",
+                        "GET VARIABLE QUEUE_MEMBER(social_security,logged)", "SET VARIABLE TIMEOUT(absolute) 0",
+                        "EXEC Queue social_security,c", "ASYNCAGI BREAK"]
     assert caller.ended_by == ["hangup_frame"]       # we let go of the caller: 00 00 00
     greeting = int(PROMPT_SECONDS["greeting"] * 16000)
     assert len(caller.prompt_audio) >= greeting       # heard the greeting, then the transfer prompt
@@ -192,7 +189,7 @@ async def test_talking_over_the_greeting_stops_it_and_an_unsure_match_is_confirm
     confirm = await timeline_detail(db, MENU_CALL, "voice.confirm")
     assert confirm == [{"department": "social_security", "transcript": None, "key": "1", "answer": "yes",
                         "turn": 1}]
-    assert "EXEC Queue social_security" in agi_sent(server)
+    assert "EXEC Queue social_security,c" in agi_sent(server)
     assert call["department"] == "social_security"
 
 
@@ -237,7 +234,8 @@ async def test_a_key_during_the_spoken_menu_goes_to_the_keypad_menu(voice_settin
     assert keys == [{"key": "3", "reaction": "keypad"}]
     menu_keys = await timeline_detail(db, MENU_CALL, "menu.key")
     assert menu_keys == [{"menu": "main", "key": "3", "decision": "route"}]
-    assert agi_commands(emulator)[1:3] == ["SET VARIABLE HOTLINE_INTENT social_security",
+    assert agi_commands(emulator)[1:4] == ["SET VARIABLE HOTLINE_INTENT social_security",
+                                           "GET VARIABLE QUEUE_MEMBER(social_security,logged)",
                                            "SET VARIABLE TIMEOUT(absolute) 0"]
     assert call["department"] == "social_security"
 

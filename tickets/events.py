@@ -27,6 +27,7 @@ from typing import Awaitable
 
 from hotline.facts import Committed
 from hotline.logs import get_logger
+from tickets.model import AUTOMATIC_SQL
 from tickets.service import TicketService
 
 log = get_logger(__name__)
@@ -73,18 +74,18 @@ class TicketTriggers:
         window = timedelta(hours=service.settings.reconcile_hours)
         async with service.pool_of().acquire() as conn:
             abandoned = await conn.fetch(
-                """SELECT c.linkedid, c.hold_seconds, c.queue FROM calls c
+                f"""SELECT c.linkedid, c.hold_seconds, c.queue FROM calls c
                    WHERE c.abandoned_at >= now() - $1::interval AND c.hold_seconds > $2
                          AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.linkedid = c.linkedid
-                                         AND t.source IN ('abandoned', 'unplaced_question') AND t.callback)""",
+                                         AND t.source IN {AUTOMATIC_SQL} AND t.callback)""",
                 window, service.settings.abandoned_callback_seconds)
             unplaced = await conn.fetch(
-                """SELECT DISTINCT c.linkedid FROM calls c JOIN unplaced_questions q ON q.linkedid = c.linkedid
+                f"""SELECT DISTINCT c.linkedid FROM calls c JOIN unplaced_questions q ON q.linkedid = c.linkedid
                    WHERE c.started_at >= now() - $1::interval AND c.agent_answered_at IS NULL
                          AND (c.ended_at IS NOT NULL OR c.lost_at IS NOT NULL)
                          AND q.status IN ('new', 'in_progress')
                          AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.linkedid = c.linkedid
-                                         AND t.source IN ('abandoned', 'unplaced_question') AND t.knowledge_gap)""",
+                                         AND t.source IN {AUTOMATIC_SQL} AND t.knowledge_gap)""",
                 window)
             # The newest disposition of each call, where it asks for a ticket the call has not got.
             disposed = await conn.fetch(

@@ -17,6 +17,7 @@ Every read of a ticket or the ledger and every change is in the audit log.
 | ``POST /api/tickets/{id}/assign`` | supervisor | ``{"department", "account_id", "reason"}`` |
 | ``POST /api/tickets/{id}/dispatch`` | supervisor | ``{"reason"}``: to 12345 through the outbox |
 | ``POST /api/tickets/{id}/knowledge`` | supervisor | ``{"knowledge_item_id"}``: the gap's answer was added |
+| ``POST /api/tickets/{id}/callback`` | agent | ``{"number", "extension"}`` (both optional): call the caller back |
 | ``POST /api/tickets/12345/answers`` | supervisor | the platform's answer about a case |
 | ``GET /api/tickets/ledger.csv``, ``.xlsx`` | supervisor | the ledger, filtered like the list |
 | ``GET /api/tickets/report`` | supervisor | counts, deadlines met, the 12345 share against its goal |
@@ -42,10 +43,12 @@ from tickets.access import filters as ticket_filters
 from tickets.access import account_of as _account
 from tickets.access import state_of as _state
 from tickets.access import whole as _whole
+from tickets.calls import TicketCalls
 from tickets.model import IllegalTransition, TicketSource, TicketState
 from tickets.service import NewTicket, TicketInputError, TicketNotFound, TicketService, labelled
 
 TICKETS = web.AppKey("tickets", TicketService)
+TICKET_CALLS = web.AppKey("ticket_calls", TicketCalls)
 MAX_LIST = 500
 MAX_LEDGER = 100_000
 
@@ -254,6 +257,20 @@ async def knowledge_answered(request: web.Request) -> web.Response:
                           {"knowledge_item_id": ticket["knowledge_item_id"]})
 
 
+@requires(Role.AGENT)
+@_errors
+async def call_back(request: web.Request) -> web.Response:
+    """The console's 回电: the caller, then the extension given, the assigned
+    agent's phone, or the department's queue (tickets/calls.py)."""
+    ticket = await _own_ticket(request)
+    body = await _body(request)
+    call = await request.app[TICKET_CALLS].schedule_callback(
+        ticket["id"], request[IDENTITY].actor, number=_text(body, "number"), extension=_text(body, "extension"))
+    await _audit(request, "ticket.callback_scheduled", f"ticket:{ticket['number']}",
+                 {"call_id": call["id"], "extension": call["extension"]})
+    return json_response({"call": call}, 202)
+
+
 @requires(Role.SUPERVISOR)
 @_errors
 async def dispatch_answer(request: web.Request) -> web.Response:
@@ -333,4 +350,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(r"/api/tickets/{ticket_id:\d+}/assign", assign_ticket)
     app.router.add_post(r"/api/tickets/{ticket_id:\d+}/dispatch", dispatch_ticket)
     app.router.add_post(r"/api/tickets/{ticket_id:\d+}/knowledge", knowledge_answered)
+    app.router.add_post(r"/api/tickets/{ticket_id:\d+}/callback", call_back)
 

@@ -88,6 +88,7 @@ class TicketSource(str, Enum):
     ABANDONED = "abandoned"                  # hung up after waiting too long: call back
     UNPLACED = "unplaced_question"           # the menu could not place the question, no agent took it
     MANUAL = "manual"                        # opened by an agent
+    CALLBACK_REQUEST = "callback_request"    # the caller asked in the queue to be called back
 
     @property
     def label(self) -> str:
@@ -100,9 +101,13 @@ SOURCE_LABELS: Mapping[TicketSource, str] = {
     TicketSource.ABANDONED: "放弃来电回拨",
     TicketSource.UNPLACED: "语音导航未识别",
     TicketSource.MANUAL: "人工创建",
+    TicketSource.CALLBACK_REQUEST: "来电请求回电",
 }
-# At most one ticket per call from these (the triggers may see a call twice).
-AUTOMATIC_SOURCES = frozenset({TicketSource.ABANDONED, TicketSource.UNPLACED})
+# At most one ticket per call from these (the triggers may see a call twice): a caller
+# who asked for a callback and whose question the menu could not place has one ticket.
+AUTOMATIC_SOURCES = frozenset({TicketSource.ABANDONED, TicketSource.UNPLACED, TicketSource.CALLBACK_REQUEST})
+# The same, as the SQL list of tickets/store.py and migration 016's unique index.
+AUTOMATIC_SQL = "('abandoned', 'unplaced_question', 'callback_request')"
 
 # What the agents' console stores as a call's disposition; these two open a ticket.
 DISPOSITION_UNRESOLVED = "未解决"
@@ -114,6 +119,7 @@ SURVEY_SATISFIED = "满意"
 SURVEY_FAIRLY_SATISFIED = "基本满意"
 SURVEY_UNSATISFIED = "不满意"
 SURVEY_RATINGS = (SURVEY_SATISFIED, SURVEY_FAIRLY_SATISFIED, SURVEY_UNSATISFIED)
+SURVEY_KEYS: Mapping[str, str] = {"1": SURVEY_SATISFIED, "2": SURVEY_FAIRLY_SATISFIED, "3": SURVEY_UNSATISFIED}
 
 
 class Deadline(str, Enum):

@@ -22,7 +22,7 @@ import asyncpg
 
 from hotline.hub import NOTIFY_CHANNEL, NOTIFY_LIMIT, TOPIC_TICKETS, EventHub
 from hotline.logs import bound_call, get_logger
-from hotline.settings import Settings
+from hotline.settings import CALLBACK_NUMBER, Settings
 from knowledge.store import fetch_item, set_unplaced_status
 from tickets import store
 from tickets.calendar import WorkingCalendar
@@ -54,6 +54,9 @@ ACTOR_ABANDONED = "system:abandoned"
 ACTOR_UNPLACED = "system:unplaced"
 ACTOR_SURVEY = "system:survey"
 ACTOR_12345 = "system:12345"
+ACTOR_CALLBACK = "system:callback_offer"
+# What the caller said in the queue, as the callback ticket's reason.
+CALLBACK_REASONS = {"nobody": "无人值守时来电人请求回电", "waited": "排队等待较久，来电人请求回电"}
 
 
 class TicketNotFound(LookupError):
@@ -78,6 +81,7 @@ class NewTicket:
     unplaced_question_id: int | None = None
     assignee_account_id: int | None = None
     survey_rating: str | None = None
+    callback_number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class Change:
     messages: list[dict[str, Any]] = field(default_factory=list)
     timers: bool = False
     dispatches: bool = False
+    calls: bool = False
 
 
 def summary(ticket: Mapping[str, Any]) -> dict[str, Any]:
@@ -105,7 +110,8 @@ def summary(ticket: Mapping[str, Any]) -> dict[str, Any]:
             "department": ticket["department"], "assignee_account_id": ticket["assignee_account_id"],
             "subject": ticket["subject"][:SUBJECT_MAX], "verify_due": ticket["verify_due"],
             "answer_due": ticket["answer_due"], "knowledge_due": ticket["knowledge_due"],
-            "callback": ticket["callback"], "knowledge_gap": ticket["knowledge_gap"]}
+            "callback": ticket["callback"], "callback_number": ticket.get("callback_number"),
+            "knowledge_gap": ticket["knowledge_gap"]}
 
 
 class TicketService:
@@ -120,6 +126,7 @@ class TicketService:
         # Called after a commit that added timers / queued a dispatch (the workers wake).
         self.on_timers: list[Callable[[], None]] = []
         self.on_dispatch: list[Callable[[], None]] = []
+        self.on_calls: list[Callable[[], None]] = []      # a call to place was added
 
     # -- opening ---------------------------------------------------------------------
 
@@ -173,28 +180,66 @@ class TicketService:
                 row["linkedid"], label, f"account:{row['account_id']}:{row['login']}",
                 account_id=row["account_id"], note=row["note"], department=department)
 
-    async def open_from_survey(self, linkedid: str, rating: str, actor: str = ACTOR_SURVEY) -> Opened | None:
+    async def open_from_survey(self, linkedid: str, rating: str, actor: str = ACTOR_SURVEY, *,
+                               ticket_id: int | None = None) -> Opened | None:
         """The caller's survey answer about a call. 不满意 opens a ticket, or
         reopens the call's answered or closed one (a new 2 h / 24 h round); any
-        answer is recorded on the call's ticket when it has one."""
+        answer is recorded on the call's ticket when it has one (``ticket_id``:
+        on that ticket, the 回访 call's). A satisfied answer in 回访 closes it."""
         if rating not in SURVEY_RATINGS:
             raise TicketInputError(f"survey rating must be one of {', '.join(SURVEY_RATINGS)}")
         async with self.changing() as change:
+            return await self.survey_answered(change, linkedid, rating, actor, ticket_id=ticket_id)
+
+    async def survey_answered(self, change: Change, linkedid: str, rating: str, actor: str, *,
+                              ticket_id: int | None = None) -> Opened | None:
+        """:meth:`open_from_survey` within a change the caller holds."""
+        if ticket_id is not None:
+            existing: dict[str, Any] | None = await self._lock(change, ticket_id)
+        else:
             existing = await store.latest_ticket_of_call(change.conn, linkedid)
-            if existing is None:
-                if rating != SURVEY_UNSATISFIED:
-                    return None
-                new = NewTicket(TicketSource.SURVEY, "满意度评价：不满意", linkedid=linkedid, reason=rating,
-                                survey_rating=rating)
-                return await self._open(change, new, actor)
-            ticket = await store.update_ticket(change.conn, existing["id"], {"survey_rating": rating})
-            await store.add_event(change.conn, ticket["id"], "survey", actor, reason=rating,
-                                  detail={"rating": rating})
-            state = TicketState(ticket["state"])
-            if rating == SURVEY_UNSATISFIED and state in (TicketState.ANSWERED, TicketState.FOLLOW_UP,
-                                                         TicketState.CLOSED):
-                ticket = await self._move(change, ticket, TicketState.REOPENED, actor, "满意度评价：不满意")
-            return Opened(ticket, False)
+        if existing is None:
+            if rating != SURVEY_UNSATISFIED:
+                return None
+            new = NewTicket(TicketSource.SURVEY, "满意度评价：不满意", linkedid=linkedid, reason=rating,
+                            survey_rating=rating)
+            return await self._open(change, new, actor)
+        ticket = await store.update_ticket(change.conn, existing["id"], {"survey_rating": rating})
+        await store.add_event(change.conn, ticket["id"], "survey", actor, reason=rating,
+                              detail={"rating": rating, "linkedid": linkedid})
+        state = TicketState(ticket["state"])
+        if rating == SURVEY_UNSATISFIED and state in (TicketState.ANSWERED, TicketState.FOLLOW_UP,
+                                                     TicketState.CLOSED):
+            ticket = await self._move(change, ticket, TicketState.REOPENED, actor, "满意度评价：不满意")
+        elif rating != SURVEY_UNSATISFIED and state is TicketState.FOLLOW_UP:
+            ticket = await self._move(change, ticket, TicketState.CLOSED, actor, f"回访满意度：{rating}")
+        return Opened(ticket, False)
+
+    async def open_callback_request(self, linkedid: str, number: str, reason: str, *,
+                                    department: str | None = None, caller_number: str | None = None,
+                                    confirmed: str = "caller_id", actor: str = ACTOR_CALLBACK) -> Opened:
+        """The caller asked in the queue to be called back on ``number`` (the
+        callback offer): a callback ticket for the call (the one it has, if any,
+        gets the callback and the number)."""
+        if not CALLBACK_NUMBER.fullmatch(number):
+            raise TicketInputError(f"{number!r} is not a number to call back (5 to 20 digits)")
+        why = CALLBACK_REASONS.get(reason, reason)
+        new = NewTicket(TicketSource.CALLBACK_REQUEST, "来电请求回电", linkedid=linkedid, department=department,
+                        caller_number=caller_number, reason=why, callback=True, callback_number=number)
+        self._check(new)
+        with bound_call(linkedid):
+            async with self.changing() as change:
+                opened = await self._open_automatic(change, new, actor)
+                detail = {"number": number, "confirmed": confirmed, "reason": reason}
+                if opened.created:
+                    await store.add_event(change.conn, opened.ticket["id"], "callback.requested", actor,
+                                          reason=why, detail=detail)
+                    return opened
+                ticket = await store.update_ticket(change.conn, opened.ticket["id"],
+                                                   {"callback": True, "callback_number": number})
+                await store.add_event(change.conn, ticket["id"], "callback.requested", actor, reason=why,
+                                      detail=detail)
+                return Opened(ticket, False)
 
     async def open_for_abandoned(self, linkedid: str, hold_seconds: int | None, queue: str | None = None,
                                  actor: str = ACTOR_ABANDONED) -> Opened | None:
@@ -415,12 +460,14 @@ class TicketService:
         if ticket is None:
             raise TicketNotFound(ticket_id)
         out: dict[str, Any] = {"ticket": labelled(ticket), "timeline": await store.events(conn, ticket_id),
-                               "dispatches": await store.dispatches_of(conn, ticket_id)}
+                               "dispatches": await store.dispatches_of(conn, ticket_id),
+                               "calls": await store.calls_of(conn, ticket_id)}
         if ticket["linkedid"]:
             out["call"] = await store.call_of(conn, ticket["linkedid"])
             out["recordings"] = await store.recordings_of(conn, ticket["linkedid"])
             out["transcript"] = await store.transcript_of(conn, ticket["linkedid"])
             out["unplaced_questions"] = await store.unplaced_of(conn, ticket["linkedid"])
+            out["surveys"] = await store.surveys_of(conn, ticket["linkedid"])
         return out
 
     async def dispatch_rate(self) -> dict[str, Any]:
@@ -448,7 +495,8 @@ class TicketService:
                                        NOTIFY_CHANNEL, texts)
         for message in change.messages:
             self._hub.publish_live(TOPIC_TICKETS, json.loads(json.dumps(message, default=str)))
-        for wake in (self.on_timers if change.timers else []) + (self.on_dispatch if change.dispatches else []):
+        for wake in ((self.on_timers if change.timers else []) + (self.on_dispatch if change.dispatches else [])
+                     + (self.on_calls if change.calls else [])):
             wake()
 
     def _check(self, new: NewTicket) -> None:
@@ -480,6 +528,7 @@ class TicketService:
             "description": new.description, "reason": new.reason, "callback": new.callback,
             "knowledge_gap": new.knowledge_gap, "unplaced_question_id": new.unplaced_question_id,
             "survey_rating": new.survey_rating, "opened_by": actor, "opened_at": at,
+            "callback_number": new.callback_number,
             "verify_due": self.deadlines.due(Deadline.VERIFY, at),
             "answer_due": self.deadlines.due(Deadline.ANSWER, at),
             "knowledge_due": self.deadlines.due(Deadline.KNOWLEDGE, at) if new.knowledge_gap else None,
@@ -536,6 +585,7 @@ class TicketService:
         if to is TicketState.CLOSED:
             changes["closed_at"] = at
             stop |= {Deadline.VERIFY, Deadline.ANSWER}
+            await store.cancel_calls(change.conn, ticket["id"])
         if to is TicketState.DISPATCHED:
             changes["dispatched_at"] = at
             stop |= {Deadline.VERIFY, Deadline.ANSWER}   # 12345 answers the case now
@@ -563,7 +613,28 @@ class TicketService:
                                 "from": current.value, "ticket": summary(updated), "by": actor, "reason": reason})
         log.info("tickets.moved", ticket=updated["number"], from_state=current.value, to_state=to.value,
                  actor=actor, call_id=updated["linkedid"])
+        if to is TicketState.ANSWERED:
+            await self._schedule_follow_up(change, updated)
         return updated
+
+    move_in = _move   # a move within a change the caller holds (tickets.calls, tickets.survey)
+
+    async def _schedule_follow_up(self, change: Change, ticket: Mapping[str, Any]) -> None:
+        """回访: the survey is called ``follow_up_delay_minutes`` after the answer."""
+        delay = self.settings.follow_up_delay_minutes
+        number = ticket.get("callback_number") or ticket.get("caller_number") or ""
+        if delay <= 0:
+            return
+        if not CALLBACK_NUMBER.fullmatch(number):
+            await store.add_event(change.conn, ticket["id"], "follow_up.no_number", ACTOR_SURVEY,
+                                  reason="没有可回访的号码")
+            return
+        due = change.at + timedelta(minutes=delay)
+        call = await store.add_call(change.conn, ticket["id"], "follow_up", number, None, None, 1, due, ACTOR_SURVEY)
+        if call is not None:
+            await store.add_event(change.conn, ticket["id"], "follow_up.scheduled", ACTOR_SURVEY,
+                                  detail={"call_id": call["id"], "number": number, "due_at": due})
+            change.calls = True
 
     async def _answer(self, change: Change, dispatch: Mapping[str, Any], status: str,
                       answer: Mapping[str, Any], actor: str) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 call facts, the timer worker and the 12345 outbox worker (every process runs
 both: they share their tables safely), the HTTP routes, the pages and the
 knowledge-base editors' tasks; an agent may play the recordings of a call
-whose ticket is theirs. Tables in ``migrations/011_tickets.sql``."""
+whose ticket is theirs. With an AMI connection also the telephony: the survey
+and the callback offer as the voice menu's AGI scripts, and the worker that
+places callbacks and 回访 calls. Tables in ``migrations/011_tickets.sql`` and
+``016_surveys_callbacks.sql``."""
 
 from __future__ import annotations
 
@@ -14,14 +17,19 @@ from aiohttp import web
 from hotline.core import Core
 from hotline.logs import get_logger
 from hotline.tasks import cancel_and_wait
+from ivr.menu.setup import MENU_SESSIONS
 from recordings.http import PLAYBACK_GRANTS
 from tickets import gaps, http, pages, store
 from tickets.access import account_of
 from tickets.calendar import calendar_from
+from tickets.call_worker import CallWorker
+from tickets.callback_offer import CallbackOffer, callback_script
+from tickets.calls import TicketCalls
 from tickets.events import TicketTriggers
-from tickets.http import TICKETS
+from tickets.http import TICKET_CALLS, TICKETS
 from tickets.outbox import DispatchWorker
 from tickets.service import TicketService
+from tickets.survey import AFTER_CALL, FOLLOW_UP, survey_script
 from tickets.timers import TimerWorker
 
 log = get_logger(__name__)
@@ -29,6 +37,7 @@ log = get_logger(__name__)
 TICKET_TRIGGERS = web.AppKey("ticket_triggers", TicketTriggers)
 TICKET_TIMERS = web.AppKey("ticket_timers", TimerWorker)
 TICKET_OUTBOX = web.AppKey("ticket_outbox", DispatchWorker)
+TICKET_CALL_WORKER = web.AppKey("ticket_call_worker", CallWorker)
 
 
 def setup(app: web.Application, core: Core) -> None:
@@ -43,10 +52,13 @@ def setup(app: web.Application, core: Core) -> None:
     app[TICKET_TRIGGERS] = triggers
     app[TICKET_TIMERS] = timers
     app[TICKET_OUTBOX] = outbox
+    calls = TicketCalls(service, core.settings)
+    app[TICKET_CALLS] = calls
     http.add_routes(app)
     pages.add_routes(app)
     gaps.add_routes(app)
     app[PLAYBACK_GRANTS].append(ticket_holder_may_listen)
+    worker = _telephony(app, core, service, calls)
 
     async def outbox_report() -> dict[str, Any]:
         async with core.pool.acquire(timeout=1.0) as conn:
@@ -68,6 +80,8 @@ def setup(app: web.Application, core: Core) -> None:
             log.warning("tickets.dispatch_not_configured",
                         detail="[tickets] dispatch_url is empty: dispatches to 12345 wait in the outbox")
         catch_up = asyncio.create_task(_reconcile(triggers), name="tickets-reconcile")
+        if worker is not None:
+            worker.start()
         try:
             yield
         finally:
@@ -77,6 +91,8 @@ def setup(app: web.Application, core: Core) -> None:
             await triggers.wait_idle()
             await timers.close()
             await outbox.close()
+            if worker is not None:
+                await worker.close()
 
     app.cleanup_ctx.append(context)
 
@@ -84,6 +100,27 @@ def setup(app: web.Application, core: Core) -> None:
 async def ticket_holder_may_listen(conn, identity, recording) -> bool:
     """An agent hears the recordings of a call whose ticket is theirs."""
     return await store.call_has_ticket_of(conn, recording["linkedid"], identity.actor, account_of(identity))
+
+
+def _telephony(app: web.Application, core: Core, service: TicketService, calls: TicketCalls) -> CallWorker | None:
+    """The survey and the callback offer in the callers' AGI sessions, and the
+    worker placing calls: only where there is an AMI connection."""
+    if core.ami is None:
+        return None
+    settings = core.settings
+    sessions = app.get(MENU_SESSIONS)
+    if sessions is not None:
+        offer = CallbackOffer(service, settings)
+        sessions.callback_offer = offer
+        sessions.add_script("survey", survey_script(service, settings, AFTER_CALL))
+        sessions.add_script("follow_up", survey_script(service, settings, FOLLOW_UP))
+        sessions.add_script("callback", callback_script(offer, settings))
+    worker = CallWorker(calls, settings, core.ami, core.hub.origin)
+    core.ami_events.subscribe("OriginateResponse", worker.responded)
+    core.on_settle(worker.wait_idle)
+    service.on_calls.append(worker.poke)
+    app[TICKET_CALL_WORKER] = worker
+    return worker
 
 
 async def _reconcile(triggers: TicketTriggers) -> None:

@@ -10,14 +10,15 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import asyncpg
 
-from tickets.model import DUE_COLUMN, MET_COLUMN, Deadline, TimerPlan
+from tickets.model import AUTOMATIC_SQL, DUE_COLUMN, MET_COLUMN, Deadline, TimerPlan
 
 # Columns a new ticket may be given (the rest have defaults or are set by moves).
 NEW_COLUMNS = ("source", "state", "linkedid", "caller_number", "department", "assignee_account_id", "subject",
                "description", "reason", "callback", "knowledge_gap", "unplaced_question_id", "survey_rating",
-               "opened_by", "opened_at", "verify_due", "answer_due", "knowledge_due")
+               "opened_by", "opened_at", "verify_due", "answer_due", "knowledge_due", "callback_number")
 # Columns a move may set.
-CHANGE_COLUMNS = frozenset({"state", "department", "assignee_account_id", "callback", "knowledge_gap",
+CHANGE_COLUMNS = frozenset({"state", "department", "assignee_account_id", "callback", "callback_number",
+                            "knowledge_gap",
                             "knowledge_due", "knowledge_done_at", "knowledge_item_id", "unplaced_question_id",
                             "survey_rating", "verify_due", "verified_at", "answer_due", "answered_at",
                             "escalated_at", "reopened_count", "dispatched_at", "closed_at"})
@@ -60,8 +61,7 @@ async def lock_ticket(conn: asyncpg.Connection, ticket_id: int) -> dict[str, Any
 async def lock_automatic_ticket(conn: asyncpg.Connection, linkedid: str) -> dict[str, Any] | None:
     """The call's callback / knowledge-gap ticket, locked, if it has one."""
     row = await conn.fetchrow(
-        """SELECT * FROM tickets WHERE linkedid = $1 AND source IN ('abandoned', 'unplaced_question')
-           FOR UPDATE""", linkedid)
+        f"SELECT * FROM tickets WHERE linkedid = $1 AND source IN {AUTOMATIC_SQL} FOR UPDATE", linkedid)
     return dict(row) if row else None
 
 
@@ -71,7 +71,7 @@ async def insert_automatic_ticket(conn: asyncpg.Connection, values: Mapping[str,
     placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     row = await conn.fetchrow(
         f"""INSERT INTO tickets ({', '.join(columns)}) VALUES ({placeholders})
-            ON CONFLICT (linkedid) WHERE linkedid IS NOT NULL AND source IN ('abandoned', 'unplaced_question')
+            ON CONFLICT (linkedid) WHERE linkedid IS NOT NULL AND source IN {AUTOMATIC_SQL}
             DO NOTHING RETURNING *""",
         *[values[c] for c in columns])
     return dict(row) if row else None
@@ -230,6 +230,109 @@ async def release_dispatches(conn: asyncpg.Connection, worker: str) -> None:
 async def dispatches_of(conn: asyncpg.Connection, ticket_id: int) -> list[dict[str, Any]]:
     rows = await conn.fetch("SELECT * FROM ticket_dispatches WHERE ticket_id = $1 ORDER BY id", ticket_id)
     return [decode(r) or {} for r in rows]
+
+
+# ------------------------------------------------------------------ calls the hotline places
+
+async def add_call(conn: asyncpg.Connection, ticket_id: int, purpose: str, number: str, extension: str | None,
+                   queue: str | None, attempt: int, due_at: datetime, requested_by: str) -> dict[str, Any] | None:
+    """A call to place (one attempt); None when the ticket already has one of
+    that purpose waiting or ringing."""
+    row = await conn.fetchrow(
+        """INSERT INTO ticket_calls (ticket_id, purpose, number, extension, queue, attempt, due_at, requested_by)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (ticket_id, purpose) WHERE state IN ('pending', 'dialing') DO NOTHING
+           RETURNING *""", ticket_id, purpose, number, extension, queue, attempt, due_at, requested_by)
+    return decode(row)
+
+
+async def open_call(conn: asyncpg.Connection, ticket_id: int, purpose: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow("""SELECT * FROM ticket_calls WHERE ticket_id = $1 AND purpose = $2
+                                 AND state IN ('pending', 'dialing')""", ticket_id, purpose)
+    return decode(row)
+
+
+async def cancel_calls(conn: asyncpg.Connection, ticket_id: int) -> int:
+    """Calls still waiting for a ticket that no longer needs them (closed)."""
+    result = await conn.execute("""UPDATE ticket_calls SET state = 'cancelled', settled_at = now()
+                                   WHERE ticket_id = $1 AND state = 'pending'""", ticket_id)
+    return int(result.split()[-1])
+
+
+async def claim_calls(conn: asyncpg.Connection, limit: int, lease_seconds: float,
+                      worker: str) -> list[dict[str, Any]]:
+    """Due calls nobody holds, marked as ringing and leased to ``worker``
+    (committed before the Originate goes out), each with its ActionID."""
+    rows = await conn.fetch(
+        """UPDATE ticket_calls c
+           SET state = 'dialing', action_id = 'ticket-call-' || c.id, sent_at = now(),
+               leased_until = now() + make_interval(secs => $2), leased_by = $3
+           WHERE id IN (SELECT id FROM ticket_calls WHERE state = 'pending' AND due_at <= now()
+                        ORDER BY due_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+           RETURNING c.*""", limit, lease_seconds, worker)
+    return [decode(r) or {} for r in rows]
+
+
+async def lock_ringing_call(conn: asyncpg.Connection, action_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow("SELECT * FROM ticket_calls WHERE action_id = $1 AND state = 'dialing' FOR UPDATE",
+                              action_id)
+    return decode(row)
+
+
+async def expired_calls(conn: asyncpg.Connection, limit: int) -> list[str]:
+    """ActionIDs of calls whose lease ran out with no answer from Asterisk."""
+    rows = await conn.fetch(
+        """SELECT action_id FROM ticket_calls WHERE state = 'dialing' AND leased_until < now()
+           ORDER BY leased_until LIMIT $1""", limit)
+    return [r["action_id"] for r in rows]
+
+
+async def settle_call(conn: asyncpg.Connection, call_id: int, *, state: str, result: str, response: str | None,
+                      reason_code: int | None, detail: Mapping[str, Any]) -> None:
+    await conn.execute(
+        """UPDATE ticket_calls SET state = $2, result = $3, response = $4, reason_code = $5, detail = $6::jsonb,
+                  settled_at = now(), leased_until = NULL
+           WHERE id = $1""", call_id, state, result, response, reason_code, _json(detail))
+
+
+async def next_call_due(conn: asyncpg.Connection) -> datetime | None:
+    """When the next call is due or the next lease runs out."""
+    return await conn.fetchval(
+        """SELECT min(t) FROM (SELECT min(due_at) AS t FROM ticket_calls WHERE state = 'pending'
+                               UNION ALL
+                               SELECT min(leased_until) FROM ticket_calls WHERE state = 'dialing') AS due""")
+
+
+async def calls_of(conn: asyncpg.Connection, ticket_id: int) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT * FROM ticket_calls WHERE ticket_id = $1 ORDER BY id", ticket_id)
+    return [decode(r) or {} for r in rows]
+
+
+async def add_survey(conn: asyncpg.Connection, values: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The survey's answer (or why there is none) on its call; None if this
+    channel's survey is stored already (a replayed session)."""
+    row = await conn.fetchrow(
+        """INSERT INTO call_surveys (linkedid, uniqueid, kind, ticket_id, outcome, rating, key, asked, started_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+           ON CONFLICT (linkedid, uniqueid, kind) DO NOTHING RETURNING *""",
+        values["linkedid"], values["uniqueid"], values["kind"], values.get("ticket_id"), values["outcome"],
+        values.get("rating"), values.get("key"), values["asked"], values["started_at"])
+    return decode(row)
+
+
+async def survey_ticket(conn: asyncpg.Connection, survey_id: int, ticket_id: int) -> None:
+    """The ticket a survey answer went to (opened, reopened or noted on)."""
+    await conn.execute("UPDATE call_surveys SET ticket_id = $2 WHERE id = $1", survey_id, ticket_id)
+
+
+async def surveys_of(conn: asyncpg.Connection, linkedid: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT * FROM call_surveys WHERE linkedid = $1 ORDER BY id", linkedid)
+    return [dict(r) for r in rows]
+
+
+async def agent_extension(conn: asyncpg.Connection, account_id: int) -> str | None:
+    """The desk phone of an agent's account (accounts, migration 008)."""
+    return await conn.fetchval("SELECT extension FROM accounts WHERE id = $1 AND NOT disabled", account_id)
 
 
 # ------------------------------------------------------------------ reading

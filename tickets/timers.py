@@ -6,26 +6,24 @@ Timers are rows (``ticket_timers``), so they survive restarts, and every
 timer fires exactly once whichever process gets it. A timer whose deadline was
 met meanwhile is marked cancelled instead. A worker wakes at the next due time
 (looked up each round, at most ``timer_poll`` apart, since other processes add
-timers too) or at once when this process adds one.
+timers too) or at once when this process adds one (:mod:`tickets.rounds`).
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any, Mapping
 
 from hotline.logs import get_logger
-from hotline.tasks import cancel_and_wait
 from tickets import store
 from tickets.model import MET_COLUMN, Deadline, TicketState
+from tickets.rounds import RoundWorker
 from tickets.service import TicketService, summary
 
 log = get_logger(__name__)
 
 ACTOR = "system:timers"
 BATCH = 500
-RETRY_SECONDS = 1.0
 
 
 def _moot(timer: Mapping[str, Any]) -> bool:
@@ -36,28 +34,16 @@ def _moot(timer: Mapping[str, Any]) -> bool:
     return deadline is not Deadline.KNOWLEDGE and timer["state"] == TicketState.DISPATCHED.value
 
 
-class TimerWorker:
+class TimerWorker(RoundWorker):
+    task_name = "ticket-timers"
+    failure_event = "tickets.timers_failed"
+
     def __init__(self, service: TicketService, poll: float, origin: str, batch: int = BATCH):
+        super().__init__(poll, batch)
         self._service = service
-        self._poll = poll
         self._origin = origin
-        self._batch = batch
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
         self.fired = 0
         self.cancelled = 0
-
-    def poke(self) -> None:
-        """A timer was added here: look again now."""
-        self._wake.set()
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="ticket-timers")
-
-    async def close(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
 
     async def run_once(self) -> int:
         """Fire (or cancel) the timers due now, one batch in one transaction;
@@ -102,22 +88,6 @@ class TimerWorker:
         change.messages.append({"type": kind, "audience": "assignee" if kind == "reminder" else "supervisors",
                                 "account_id": ticket["assignee_account_id"], "deadline": deadline.value,
                                 "deadline_at": timer["deadline_at"], "ticket": summary(ticket)})
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                claimed = await self.run_once()
-                if claimed >= self._batch:
-                    continue               # more are due: no sleep
-                wait = await self.seconds_to_next()
-            except Exception as exc:   # the database away, ...: the timers wait in their table
-                log.error("tickets.timers_failed", error=repr(exc), retry_in=RETRY_SECONDS)
-                wait = RETRY_SECONDS
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
 
     async def seconds_to_next(self) -> float:
         async with self._service.pool_of().acquire() as conn:

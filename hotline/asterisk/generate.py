@@ -6,7 +6,8 @@ the carrier's addresses are written down in one place only:
 
 - ``queues_departments.conf``: one queue per department, all from the
   ``[hotline-queue](!)`` template of the handwritten queues.conf, with no static
-  members (agents join and leave with AMI QueueAdd/QueueRemove);
+  members (agents join and leave with AMI QueueAdd/QueueRemove), and the
+  callback offer's ``periodic-announce-frequency`` (``[tickets] callback_offer_seconds``);
 - ``pjsip_extensions.conf``: endpoint + aor for every agent extension, from the
   ``agent-endpoint`` / ``agent-aor`` templates of the handwritten pjsip.conf; the
   supervisors' endpoints carry ``set_var = HOTLINE_ROLE=supervisor``, which
@@ -111,9 +112,15 @@ def _render_queues(settings: Settings) -> str:
         "; No static members on purpose: agents join and leave with AMI QueueAdd /\n"
         "; QueueRemove from the console (persistentmembers keeps them across restarts).\n"
     )
+    offer = int(settings.tickets.callback_offer_seconds)
+    if offer > 0:
+        out.append(f"; Each queue offers a callback after {offer} s of waiting, and as often again\n"
+                   "; ([tickets] callback_offer_seconds; queues.conf: periodic-announce, context).\n")
     for dept in settings.departments:
         _check_name("queue", dept.queue)
         out.append(f"\n; {dept.code}: {dept.name}\n[{dept.queue}]({QUEUE_TEMPLATE})\n")
+        if offer > 0:
+            out.append(f"periodic-announce-frequency = {offer}\n")
     return "".join(out)
 
 

@@ -73,6 +73,7 @@ FUNCTION_MODULE: dict[str, str] = {
     "CHANNEL": "func_channel",
     "GLOBAL": "func_global",
     "MIXMONITOR": "app_mixmonitor",
+    "QUEUE_MEMBER": "app_queue",
     "STRFTIME": "func_strings",
     "TIMEOUT": "func_timeout",
 }
@@ -145,6 +146,7 @@ MODULES: dict[str, ModuleInfo] = {
     "app_verbose": _m("apps/app_verbose.c (not read)", read=False),
     "app_userevent": _m("apps/app_userevent.c (not read)", read=False),
     "app_playtones": _m("apps/app_playtones.c (not read)", read=False),
+    "app_playback": _m("apps/app_playback.c (not read)", read=False),
     "res_musiconhold": _m(f"res/res_musiconhold.c ({_JS})"),
     "pbx_config": _m(f"pbx/pbx_config.c ({_JS})"),
     "func_callerid": _m("funcs/func_callerid.c (not read)", read=False),

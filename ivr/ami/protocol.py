@@ -24,6 +24,10 @@ BANNER_PREFIX = "Asterisk Call Manager/"
 # A line that starts a new message; seeing one inside a frame means the frame
 # before it lost its terminating blank line.
 _MESSAGE_START = re.compile(r"(?m)^(?:Event|Response): ", re.IGNORECASE)
+# Events that carry a Response header of their own (captured: OriginateResponse,
+# "Event: OriginateResponse / Privilege / ActionID / Response: Success / ..."):
+# there a Response line is one of the event's headers, not a new message.
+_EVENTS_WITH_RESPONSE = re.compile(r"Event: OriginateResponse\r?$", re.IGNORECASE | re.MULTILINE)
 
 log = get_logger(__name__)
 
@@ -58,7 +62,12 @@ class HotlineAMIProtocol(AMIProtocol):
         frame = frame.strip("\r\n")
         if not frame:
             return
-        starts = [m.start() for m in _MESSAGE_START.finditer(frame)]
+        starts = []
+        for match in _MESSAGE_START.finditer(frame):
+            if match.group(0).lower().startswith("response") and starts and \
+                    _EVENTS_WITH_RESPONSE.match(frame, starts[-1]):
+                continue
+            starts.append(match.start())
         if len(starts) > 1 or (starts and starts[0] > 0):
             # Text before the last message start belongs to a message whose end was lost.
             cut = starts[-1]

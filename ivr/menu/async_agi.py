@@ -66,6 +66,16 @@ class AsyncAgiChannel:
         await self._queue(command, command_id)
         return command_id
 
+    async def send_all(self, commands: list[str]) -> None:
+        """Queue several commands at once, in this order, without waiting for their
+        results: each ``Action: AGI`` is written before any answer is read, so a
+        later one cannot be refused for a session the first one ended meanwhile."""
+        sends = [asyncio.ensure_future(self.send(command)) for command in commands]
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
     async def _queue(self, command: str, command_id: str) -> None:
         if self.ended:
             raise AgiHangup(f"{command}: AGI session already ended")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 from enum import Enum
 
+from ivr.menu.agi_result import AgiResult
 from ivr.menu.async_agi import AgiCommandError, AgiHangup, AsyncAgiChannel
 
 END_GRACE = 0.3         # seconds for AsyncAGIEnd / AGISTATUS to follow the result
@@ -75,3 +76,17 @@ async def why_failed(agi: AsyncAgiChannel) -> PromptFailure:
     if agi.hangup_requested or status == "HANGUP":
         return PromptFailure.CALLER_LEFT
     return PromptFailure.DIALPLAN_FALLBACK
+
+
+async def play(agi: AsyncAgiChannel, command: str, prompt: str, args: str) -> AgiResult:
+    """Play a prompt (``STREAM FILE`` or ``GET DATA``); raises :class:`PromptFailed`
+    when Asterisk could not play it, :class:`AgiHangup` when the caller left."""
+    try:
+        return await agi.command(f"{command} {prompt} {args}")
+    except AgiHangup as exc:
+        if exc.result is None:
+            raise
+        failure = await why_failed(agi)
+        if failure is PromptFailure.CALLER_LEFT:
+            raise
+        raise PromptFailed(prompt, command, exc.result.line, failure) from exc

@@ -5,11 +5,14 @@ went where it went. Speech plugs in through :class:`IntentListener` (the spoken
 menu, :mod:`ivr.menu.voice`), which talks with the caller first; without one, or
 when it cannot start, the menu is keypad only.
 
-Routing: a department queue is entered with ``EXEC Queue <queue>`` inside the
-AGI session (as captured from Asterisk 22); the fallback department is reached
-with ``ASYNCAGI BREAK``, which returns the caller to the dialplan, whose next
-step is the general queue, the same safe path a caller takes when the bridge
-is unreachable.
+Routing: a department queue is entered with ``EXEC Queue <queue>,c`` inside the
+AGI session (as captured from Asterisk 22; see :mod:`ivr.menu.queueing` for the
+``c`` and the ``ASYNCAGI BREAK`` queued behind it); the fallback department is
+reached with ``ASYNCAGI BREAK``, which returns the caller to the dialplan, whose
+next step is the general queue, the same safe path a caller takes when the
+bridge is unreachable. When nobody is logged in to the queue (nights,
+holidays) and a :class:`CallbackOffer` is plugged in (tickets), the caller is
+first offered a callback.
 
 A prompt Asterisk cannot play (a missing or broken sound file) never ends the
 menu: it is logged (``menu.prompt_failed``), written to the timeline, and the
@@ -28,7 +31,8 @@ from hotline.settings import Department, Settings
 from ivr.menu.async_agi import AgiCommandError, AgiHangup, AsyncAgiChannel
 from ivr.menu.agi_result import AgiResult
 from ivr.menu.keypad import MenuPosition, OpenMenu, Retry, Route, decide
-from ivr.menu.prompt_failure import PromptFailed, PromptFailure, why_failed
+from ivr.menu.prompt_failure import PromptFailed, PromptFailure, play
+from ivr.menu.queueing import enter_queue, logged_in_agents
 from ivr.menu.voice.dialogue import Outcome, VoiceOutcome
 
 log = get_logger(__name__)
@@ -43,13 +47,27 @@ class IntentListener(Protocol):
     async def listen(self, agi: AsyncAgiChannel, record: Record) -> VoiceOutcome: ...
 
 
+class CallbackOffer(Protocol):
+    """The queue's callback offer (tickets): asks a caller about to be queued
+    where nobody answers whether to be called back; True when the caller was
+    taken care of (the callback registered, the call ended), False to queue them."""
+
+    async def offer(self, agi: AsyncAgiChannel, record: Record, department: Department,
+                    reason: str) -> bool: ...
+
+
+# Routes that skip the offer: the sound files themselves are failing.
+NO_OFFER_REASONS = frozenset({"prompt_failed"})
+
+
 class MenuSession:
     def __init__(self, agi: AsyncAgiChannel, settings: Settings, record: Record,
-                 listener: IntentListener | None = None):
+                 listener: IntentListener | None = None, callback_offer: CallbackOffer | None = None):
         self.agi = agi
         self.settings = settings
         self.record = record
         self.listener = listener
+        self.callback_offer = callback_offer
         self.routed_to: Department | None = None
 
     async def run(self) -> None:
@@ -122,25 +140,24 @@ class MenuSession:
         self.record("menu.routed", {"department": department.code, "queue": department.queue,
                                     "reason": decision.reason})
         log.info("menu.routed", department=department.code, reason=decision.reason)
+        if await self._called_back_instead(department, decision.reason):
+            return
         if department.code == self.settings.menu.fallback_department:
             await self.agi.command("ASYNCAGI BREAK")
             return
-        # The dialplan's last-resort timeout must not cut the caller off in the queue.
-        await self.agi.command("SET VARIABLE TIMEOUT(absolute) 0")
-        await self.agi.send(f"EXEC Queue {department.queue}")
+        await enter_queue(self.agi, department.queue)
+
+    async def _called_back_instead(self, department: Department, reason: str) -> bool:
+        """Nobody is logged in to the queue: the caller may choose a callback."""
+        if self.callback_offer is None or reason in NO_OFFER_REASONS:
+            return False
+        if await logged_in_agents(self.agi, department.queue) != 0:
+            return False
+        self.record("menu.nobody_logged_in", {"queue": department.queue})
+        return await self.callback_offer.offer(self.agi, self.record, department, "nobody")
 
     async def _prompt(self, command: str, prompt: str, args: str) -> AgiResult:
-        """Play a prompt (``STREAM FILE`` or ``GET DATA``); raises :class:`PromptFailed`
-        when Asterisk could not play it, :class:`AgiHangup` when the caller left."""
-        try:
-            return await self.agi.command(f"{command} {prompt} {args}")
-        except AgiHangup as exc:
-            if exc.result is None:
-                raise
-            failure = await why_failed(self.agi)
-            if failure is PromptFailure.CALLER_LEFT:
-                raise
-            raise PromptFailed(prompt, command, exc.result.line, failure) from exc
+        return await play(self.agi, command, prompt, args)
 
     async def _prompt_failed(self, failed: PromptFailed) -> None:
         """The caller is still on the line: to a person, whatever the files."""

@@ -1,7 +1,10 @@
 """The callers in the voice menu: one AsyncAGI session each.
 
 ``AsyncAGIStart`` starts a :class:`~ivr.menu.session.MenuSession` for the
-caller's channel; ``AsyncAGIExec`` results go to it; ``AsyncAGIEnd`` or
+caller's channel, or, when the dialplan named a script (``AGI(agi:async,survey)``:
+``agi_arg_1``), the session another feature added for it with
+:meth:`MenuSessions.add_script` (tickets: the survey, the callback offer);
+``AsyncAGIExec`` results go to it; ``AsyncAGIEnd`` or
 ``Hangup`` ends it. ``HangupRequest``/``SoftHangupRequest`` and the
 ``AGISTATUS`` the session ended with are passed on too: they tell a caller
 who hung up from a prompt Asterisk could not play
@@ -17,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from hotline.core import Core
 from hotline.facts import ChangeSet, TimelineEntry, dedupe_key
@@ -26,11 +29,14 @@ from ivr.ami import AmiConnection
 from ivr.ami.message import Event, event_name
 from ivr.menu.agi_result import parse_agi_env
 from ivr.menu.async_agi import AgiCommandError, AgiHangup, AsyncAgiChannel
-from ivr.menu.session import IntentListener, MenuSession
+from ivr.menu.session import CallbackOffer, IntentListener, MenuSession
 
 log = get_logger(__name__)
 
 Record = Callable[[str, Mapping[str, Any]], None]
+# A session run for ``AGI(agi:async,<name>,<args>...)``: the channel, its timeline
+# writer, and the dialplan's further arguments (agi_arg_2, ...).
+AgiScript = Callable[[AsyncAgiChannel, Record, list[str]], Awaitable[None]]
 
 
 def _now() -> datetime:
@@ -42,6 +48,16 @@ def _now() -> datetime:
 # naming it while the caller already waits in AGI(agi:async) again (capture E6).
 # Queue is not among them: a caller listed in Queue is waiting for a person.
 MENU_EXEC_APPLICATIONS = frozenset({"AUDIOSOCKET"})
+
+
+def _script_of(env: Mapping[str, str]) -> tuple[str, list[str]]:
+    """The script the dialplan named (``agi_arg_1``) and its arguments."""
+    args = []
+    for number in range(1, 64):
+        if f"agi_arg_{number}" not in env:
+            break
+        args.append(env[f"agi_arg_{number}"])
+    return (args[0], args[1:]) if args else ("", [])
 
 
 def in_menu(item: Event) -> bool:
@@ -62,6 +78,12 @@ class MenuSessions:
         self._closing: dict[str, AsyncAgiChannel] = {}
         self._tasks: set[asyncio.Task] = set()
         self._task_of: dict[str, asyncio.Task] = {}  # channel name -> the task driving its menu
+        self._scripts: dict[str, AgiScript] = {}
+        self.callback_offer: CallbackOffer | None = None
+
+    def add_script(self, name: str, script: AgiScript) -> None:
+        """Run ``script`` for callers the dialplan sends to ``AGI(agi:async,<name>,...)``."""
+        self._scripts[name] = script
 
     def subscribe(self) -> None:
         events = self.core.ami_events
@@ -101,10 +123,16 @@ class MenuSessions:
         agi = AsyncAgiChannel(self.ami, channel, uniqueid, linkedid, env)
         self._agi[channel] = agi
         record = self.recorder(linkedid, uniqueid)
+        name, args = _script_of(env)
         if not env:
             self._run(self._break_to_fallback(agi, record, "malformed AGI environment"), agi)
+        elif name and name not in self._scripts:
+            log.error("menu.unknown_script", script=name, reaction="dialplan")
+            self._run(self._break_to_fallback(agi, record, f"no session for AGI script {name!r}"), agi)
+        elif name:
+            self._run(self._scripts[name](agi, record, args), agi)
         else:
-            self._run(MenuSession(agi, self.core.settings, record, self.listener).run(), agi)
+            self._run(MenuSession(agi, self.core.settings, record, self.listener, self.callback_offer).run(), agi)
 
     def executed(self, event: Event, _received_at: datetime) -> None:
         session = self._agi.get(str(event.get("channel", "")))

@@ -7,7 +7,7 @@ Result lines follow res_agi.c and the captures, e.g. ``200 result=0``,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Awaitable, Iterable
+from typing import Awaitable, Callable, Iterable
 
 from .audiosocket import AudioSocketCaller, HangUp
 
@@ -69,7 +69,9 @@ class AgiCaller:
     answers ``200 result=-1``. A prompt named in
     ``missing`` has no sound file: ``STREAM FILE`` fails and ends the AGI
     session, ``GET DATA`` answers ``200 result=-1`` and the session stays
-    (captures e2e E1, E2).
+    (captures e2e E1, E2). ``GET VARIABLE`` of a function (``QUEUE_MEMBER(q,logged)``)
+    asks ``functions`` (the emulator answers app_queue's from its queues), as
+    res_agi's handle_getvariable evaluates a name ending in ")".
     """
 
     def __init__(self, inputs: Iterable[str | Barge | HangUp | None] = (), hangup_after: int | None = None,
@@ -80,6 +82,7 @@ class AgiCaller:
         self.missing = set(missing)
         self.hangup_after = hangup_after
         self.variables: dict = variables if variables is not None else {}
+        self.functions: dict[str, Callable[[list[str]], str]] = {}
         self.executed = 0
 
     def _next_input(self):
@@ -117,7 +120,13 @@ class AgiCaller:
             return AgiOutcome("200 result=1", variables=[(args[2], value)])
         if verb == "GET VARIABLE" and len(args) >= 3:
             value = self._lookup(channel, args[2])
+            name, paren, rest = args[2].partition("(")
+            if value is None and paren and rest.endswith(")") and name.upper() in self.functions:
+                value = self.functions[name.upper()](rest[:-1].split(","))
             return AgiOutcome("200 result=0" if value is None else f"200 result=1 ({value})")
+        if verb == "SAY DIGITS":
+            # handle_saydigits: 0 when played out (no escape digit given here).
+            return AgiOutcome("200 result=0")
         if words[:2] == ["EXEC", "AUDIOSOCKET"]:
             if self.audiosocket is None:   # a test that did not expect speech: nothing listens
                 return AgiOutcome("200 result=-1", "200", "Failure", ends_agi=True,

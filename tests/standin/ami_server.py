@@ -39,6 +39,7 @@ class AmiStandIn:
         self.host = host
         self.port = 0
         self.received: list[list[dict]] = []
+        self.received_raw: list[list[str]] = []      # the same, as sent (repeated headers kept)
         self.unexpected: list[dict] = []
         self._conns: list[Connection] = []
         self._tasks: set[asyncio.Task] = set()
@@ -100,6 +101,7 @@ class AmiStandIn:
                           logged_in=False if idle else None)
         self._conns.append(conn)
         self.received.append(conn.received)
+        self.received_raw.append(conn.received_raw)
         if script is None:
             await conn.close()
             return

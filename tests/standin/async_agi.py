@@ -69,6 +69,13 @@ class AsyncAgiEmulation:
         if state == "agi-ended":
             return  # queued on the channel, but nothing runs it any more
         lock = self._locks.setdefault(channel, asyncio.Lock())
+        if ctx.channels.script_busy(channel):
+            # Queued behind a command the script is answering (ASYNCAGI BREAK behind
+            # EXEC Queue): it runs when that one ends, or never if the AGI session does.
+            task = asyncio.create_task(self._after_script(lock, ctx, channel, command, command_id))
+            self._waiting.add(task)
+            task.add_done_callback(self._waiting.discard)
+            return
         if lock.locked():
             task = asyncio.create_task(self._execute(lock, ctx, channel, command, command_id))
             self._waiting.add(task)
@@ -76,10 +83,15 @@ class AsyncAgiEmulation:
             return
         await self._execute(lock, ctx, channel, command, command_id)
 
+    async def _after_script(self, lock: asyncio.Lock, ctx: AgiContext, channel: str, command: str,
+                            command_id: str | None) -> None:
+        await ctx.channels.script_idle(channel)
+        await self._execute(lock, ctx, channel, command, command_id)
+
     async def _execute(self, lock: asyncio.Lock, ctx: AgiContext, channel: str, command: str,
                        command_id: str | None) -> None:
         await lock.acquire()
-        if ctx.channels.state(channel) == "agi-ended":
+        if ctx.channels.state(channel) in ("agi-ended", "unknown"):
             lock.release()
             return
         self.commands.append((channel, command))

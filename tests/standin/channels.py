@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from .framing import header_items, message_spans
 
 Items = list[tuple[str, str]]
@@ -50,6 +52,10 @@ class ChannelTracker:
         self.agi_ended: set[str] = set()
         self.hungup: set[str] = set()
         self.seen: set[str] = set()
+        # An AGI command the script answers (e.g. the capture's EXEC Queue): res_agi runs a
+        # channel's commands one at a time, so later ones wait until its AsyncAGIExec.
+        self._script_command: dict[str, str] = {}     # channel -> the client's CommandID
+        self._script_done: dict[str, asyncio.Event] = {}
 
     def observe(self, items: Items) -> None:
         """Update the state from one message sent to the client."""
@@ -74,8 +80,31 @@ class ChannelTracker:
                 self.agi_ended.discard(channel)
         elif event == "AsyncAGIEnd":
             self.agi_ended.add(channel)
+            self._script_finished(channel)
+        elif event == "AsyncAGIExec" and self._script_command.get(channel) == headers.get("CommandId"):
+            self._script_finished(channel)
         elif event == "Hangup":
             self.hungup.add(channel)
+            self._script_finished(channel)
+
+    def script_runs(self, channel: str, command_id: str) -> None:
+        """The script took an AGI command for ``channel`` (its Expect matched)."""
+        self._script_command[channel] = command_id
+        self._script_done.setdefault(channel, asyncio.Event()).clear()
+
+    def _script_finished(self, channel: str) -> None:
+        self._script_command.pop(channel, None)
+        done = self._script_done.get(channel)
+        if done is not None:
+            done.set()
+
+    def script_busy(self, channel: str) -> bool:
+        return channel in self._script_command
+
+    async def script_idle(self, channel: str) -> None:
+        done = self._script_done.get(channel)
+        if done is not None:
+            await done.wait()
 
     def end_agi(self, channel: str) -> None:
         """Mark the channel as having left AsyncAGI (ASYNCAGI BREAK)."""

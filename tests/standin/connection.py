@@ -8,7 +8,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from .channels import ChannelTracker, OutStream
-from .framing import ClientMessageSplitter, parse_message
+from .framing import ClientMessageSplitter, get_header, parse_message
 from .script import Script
 from .steps import Expect
 from .substitution import IdTable
@@ -151,6 +151,8 @@ class Connection:
             self.ids.learn(expect.message, message)
             if expect.action.lower() == "login":
                 self.logged_in = True
+            elif expect.action.lower() == "agi":
+                self.channels.script_runs(get_header(message, "Channel"), get_header(message, "CommandID"))
             self.matched[index] = message
             self.match_event.set()
             return

@@ -17,6 +17,7 @@ from .agi import AgiCaller
 from .async_agi import AsyncAgiEmulation
 from .channels import ChannelTracker
 from .framing import get_header, parse_message, set_action_id
+from .originate import Originated, OriginateOutcome, originate_response
 from .queues import EmulatedQueues, Member, members_from_listing
 from .templates import load_templates
 from .transcript import FIXTURES
@@ -54,7 +55,8 @@ class Emulator:
                  queues: tuple[str, ...] = ("social_security", "general_queue"),
                  auth_fail_delay: float = 1.0, seed: int | None = None,
                  fixtures: Path = FIXTURES, agi_underneath: frozenset[str] = frozenset(),
-                 members: "list[Member] | None" = None) -> None:
+                 members: "list[Member] | None" = None,
+                 originate: "list[OriginateOutcome] | None" = None) -> None:
         self.templates = load_templates(fixtures)
         self.lists: dict[str, list[str]] = {k: list(v) for k, v in self.templates.lists.items()
                                             if k != "QueueStatus"}
@@ -72,15 +74,21 @@ class Emulator:
                 variables.setdefault(key, value)
         self.variables: dict = variables if variables is not None else self.agi.variables
         self.agi.variables = self.variables
+        self.agi.functions.setdefault("QUEUE_MEMBER", self.queues.member_function)
         self._agi = AsyncAgiEmulation(self.templates, self.agi, random.Random(seed))
         self.handled: list[dict] = []
+        # What each Originate does, in order (then: answered); what was originated.
+        self.originate_outcomes: list[OriginateOutcome] = list(originate or [])
+        self.originated: list[Originated] = []
+        self._channel_numbers = iter(range(0x40, 0x10000))
+        self._later: set[asyncio.Task] = set()
         self._handlers: dict[str, Callable[[Context, dict, str | None], Awaitable[None]]] = {
             "login": self._login, "logoff": self._logoff, "ping": self._ping,
             "events": self._events, "setvar": self._setvar, "getvar": self._getvar,
             "coreshowchannels": self._list, "queuestatus": self._queue_status,
             "queuesummary": self._list, "queueadd": self.queues.add,
             "queuepause": self.queues.pause, "queueremove": self.queues.remove,
-            "redirect": self._redirect, "agi": self._agi_action,
+            "redirect": self._redirect, "agi": self._agi_action, "originate": self._originate,
         }
 
     @property
@@ -183,6 +191,36 @@ class Emulator:
                 {"Message": f"Channel does not exist: {channel}"}, action_id=action_id))
             return
         await ctx.send(self.templates["redirect_ok"].render(action_id=action_id))
+
+    async def _originate(self, ctx: Context, message: dict, action_id: str | None) -> None:
+        """``Async: true``: the captured "Originate successfully queued", then the
+        OriginateResponse (see tests/standin/originate.py) after the outcome's delay,
+        or before the answer (``first``), or never (``silent``)."""
+        outcome = self.originate_outcomes.pop(0) if self.originate_outcomes else OriginateOutcome()
+        number = next(self._channel_numbers)
+        event = originate_response(self.templates["originate_response"], message, outcome,
+                                   channel=f"PJSIP/carrier-{number:08x}", uniqueid=f"{int(time.time())}.{number}")
+        self.originated.append(Originated(message, outcome))
+        if outcome.refused:
+            # The captured "Response: Error" layout (astman_send_error), with its Message.
+            await ctx.send(self.templates["permission_denied"].render({"Message": outcome.refused},
+                                                                      action_id=action_id))
+            return
+        ok = self.templates["originate_ok"].render(action_id=action_id)
+        if outcome.first and not outcome.silent:
+            await ctx.send(event + ok)
+            return
+        await ctx.send(ok)
+        if outcome.silent:
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(outcome.delay)
+            await ctx.send(event)
+
+        task = asyncio.create_task(later())
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
 
     # -- AsyncAGI ------------------------------------------------------------
     async def _agi_action(self, ctx: Context, message: dict, action_id: str | None) -> None:

@@ -148,6 +148,16 @@ class EmulatedQueues:
         await ctx.send(self.templates["queueremove_ok"].render(action_id=action_id))
         await ctx.send(self.templates["queue_member_removed"].render(member.event_values()))
 
+    def member_function(self, args: list[str]) -> str:
+        """``QUEUE_MEMBER(<queue>,<option>)`` as app_queue's queue_function_mem_read
+        counts: ``logged`` = members whose device is not unavailable (5) or invalid
+        (4), ``count`` = all; a queue it does not know counts 0."""
+        queue, option = (args + ["", ""])[:2]
+        members = [m for m in self.members.values() if m.queue == queue]
+        if option.strip() == "logged":
+            members = [m for m in members if m.status not in ("4", "5")]
+        return str(len(members))
+
     def status(self, action_id: str | None, queue: str = "") -> list[str]:
         """A QueueStatus answer: the start response, per queue its QueueParams and
         members, and the Complete event counting the items."""

@@ -143,6 +143,20 @@ class Script:
                 pos = step.data.find(encoded, pos + 1)
         raise LookupError(f"{text!r} occurs {seen} times in the sends; wanted occurrence {occurrence}")
 
+    def with_agi_command(self, recorded: str, ours: str) -> "Script":
+        """Expect ``ours`` where the recorder sent the AGI command ``recorded``
+        (Asterisk's recorded answers stay as they are)."""
+        steps, changed = [], 0
+        for step in self.steps:
+            if isinstance(step, Expect) and step.action.lower() == "agi" and step.command == recorded:
+                message = {k: (ours if k.lower() == "command" else v) for k, v in step.message.items()}
+                step = Expect(message=message, raw=step.raw, t=step.t)
+                changed += 1
+            steps.append(step)
+        if not changed:
+            raise LookupError(f"no AGI command {recorded!r} in the script")
+        return Script(steps)
+
     def without_agi(self, predicate: Callable[[str], bool]) -> "Script":
         """Drop the AGI commands whose Command satisfies ``predicate``.
 

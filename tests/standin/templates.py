@@ -98,6 +98,8 @@ def _action_templates(t: Transcript) -> dict[str, str]:
         "queue_entry": recorded_event(t, "QueueEntry"),
         "queuestatus_complete": recorded_event(t, "QueueStatusComplete"),
         "redirect_ok": recorded_response(t, "redirect-8025"),
+        "originate_ok": recorded_response(t, "originate-chanspy"),
+        "originate_response": recorded_event(t, "OriginateResponse"),
         "unknown_action": recorded_response(t, "unknown-action"),
     }
 
