@@ -20,6 +20,7 @@ from hotline.core import Core
 from hotline.settings import Settings
 from ivr.menu.setup import VOICE_LISTENER
 from tests.conftest import ASTERISK_FIXTURES
+from tests.bridge_harness import menu_call_script
 from tests.standin import AmiStandIn, Emulator, Transcript
 from tests.web_harness import csrf_of, fast, submit_login
 
@@ -35,8 +36,9 @@ def console_settings(settings: Settings, **console: Any) -> Settings:
 
 def menu_script():
     """Capture 2 without the recorder's own menu commands: our keypad menu sends
-    its own (answered by the emulated caller) until the capture's EXEC Queue."""
-    return MENU.connection(1).without_agi(lambda command: not command.startswith("EXEC Queue"))
+    its own (answered by the emulated caller) until it queues the caller
+    (tests.bridge_harness.menu_call_script)."""
+    return menu_call_script()
 
 
 @dataclass
