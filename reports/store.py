@@ -144,16 +144,21 @@ async def ticket_figures(conn: asyncpg.Connection, since: datetime | None, until
 
 async def satisfaction(conn: asyncpg.Connection, since: datetime, until: datetime,
                        department: str | None) -> dict[str, int]:
-    """The callers' survey answers about the period's calls, by answer. The
-    survey's answers are on tickets today (``tickets.survey_rating``, the last
-    answer about the call); once the survey stores every call's answer, read
-    that here instead."""
+    """The callers' survey answers about the period's calls, by answer: the last
+    answer about each call (``call_surveys``), whether given after the call or
+    in a 回访 call about its ticket (that survey's row names the ticket, whose
+    call it is)."""
     rows = await conn.fetch(
         """SELECT rating, count(*) AS n FROM (
-               SELECT DISTINCT ON (t.linkedid) t.survey_rating AS rating
-               FROM tickets t JOIN calls c ON c.linkedid = t.linkedid
-               WHERE t.survey_rating IS NOT NULL AND c.started_at >= $1 AND c.started_at < $2
-                 AND ($3::text IS NULL OR c.department = $3)
-               ORDER BY t.linkedid, t.updated_at DESC, t.id DESC) AS answers
+               SELECT DISTINCT ON (a.about) a.rating
+               FROM (SELECT s.linkedid AS about, s.rating, s.finished_at, s.id FROM call_surveys s
+                     WHERE s.kind = 'after_call' AND s.outcome = 'rated'
+                     UNION ALL
+                     SELECT t.linkedid, s.rating, s.finished_at, s.id FROM call_surveys s
+                     JOIN tickets t ON t.id = s.ticket_id
+                     WHERE s.kind = 'follow_up' AND s.outcome = 'rated') AS a
+               JOIN calls c ON c.linkedid = a.about
+               WHERE c.started_at >= $1 AND c.started_at < $2 AND ($3::text IS NULL OR c.department = $3)
+               ORDER BY a.about, a.finished_at DESC, a.id DESC) AS answers
            GROUP BY rating""", since, until, department)
     return {r["rating"]: r["n"] for r in rows}

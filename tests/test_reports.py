@@ -147,8 +147,24 @@ async def store_day(db, calls: list[Call], now: datetime) -> None:
         await conn.executemany(
             """INSERT INTO tickets (source, linkedid, department, state, subject, opened_by, opened_at, verify_due,
                                     verified_at, answer_due, answered_at, closed_at, dispatched_at, survey_rating)
-               VALUES ('disposition', $1, $2, $3, '来电问题未解决', 'test', $4, $5, $6, $7, $8, $9, $10, $11)""",
-            tickets)
+               VALUES ('disposition', $1, $2, $3, '来电问题未解决', 'test', $4, $5, $6, $7, $8, $9, $10, NULL)""",
+            [t[:10] for t in tickets])     # the answers are the survey's rows below, not the ticket's copy
+        # What the survey stores for each answer: the after-call survey's row (the
+        # caller asked twice over: the later answer counts), a 回访 call's row naming
+        # the ticket, and unanswered surveys, which count for nothing.
+        surveys = []
+        for t in tickets:
+            linkedid, opened, rating = t[0], t[3], t[10]
+            if rating is None:
+                surveys.append((linkedid, linkedid, "after_call", None, "no_key", None, opened))
+                continue
+            surveys.append((linkedid, linkedid, "after_call", None, "rated", "不满意" if rating != "不满意" else "满意",
+                            opened - timedelta(minutes=1)))
+            surveys.append((f"{linkedid}-fu", f"{linkedid}-fu", "follow_up", linkedid, "rated", rating, opened))
+        await conn.executemany(
+            """INSERT INTO call_surveys (linkedid, uniqueid, kind, ticket_id, outcome, rating, asked, started_at,
+                                         finished_at)
+               VALUES ($1, $2, $3, (SELECT id FROM tickets WHERE linkedid = $4), $5, $6, 1, $7, $7)""", surveys)
 
 
 def percentile_cont(values: list[Decimal], p: Decimal) -> Decimal:
