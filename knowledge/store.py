@@ -48,26 +48,27 @@ WITH incoming AS (
     SELECT *
     FROM jsonb_to_recordset($1::jsonb) AS x(
         id text, department text, question text, answer text, procedure text[],
-        materials text[], keywords text[], self_service boolean, overview boolean,
-        position integer)
+        materials text[], keywords text[], alternatives text[], self_service boolean,
+        overview boolean, position integer)
 ), upserted AS (
     INSERT INTO knowledge_items AS k
         (id, department, question, answer, procedure, materials, keywords,
-         self_service, overview, position)
+         alternatives, self_service, overview, position)
     SELECT id, department, question, answer, procedure, materials, keywords,
-           self_service, overview, position
+           alternatives, self_service, overview, position
     FROM incoming
     ON CONFLICT (id) DO UPDATE SET
         department = EXCLUDED.department, question = EXCLUDED.question,
         answer = EXCLUDED.answer, procedure = EXCLUDED.procedure,
         materials = EXCLUDED.materials, keywords = EXCLUDED.keywords,
+        alternatives = EXCLUDED.alternatives,
         self_service = EXCLUDED.self_service, overview = EXCLUDED.overview,
         position = EXCLUDED.position, updated_at = now()
     WHERE (k.department, k.question, k.answer, k.procedure, k.materials, k.keywords,
-           k.self_service, k.overview, k.position)
+           k.alternatives, k.self_service, k.overview, k.position)
           IS DISTINCT FROM
           (EXCLUDED.department, EXCLUDED.question, EXCLUDED.answer, EXCLUDED.procedure,
-           EXCLUDED.materials, EXCLUDED.keywords, EXCLUDED.self_service,
+           EXCLUDED.materials, EXCLUDED.keywords, EXCLUDED.alternatives, EXCLUDED.self_service,
            EXCLUDED.overview, EXCLUDED.position)
     RETURNING k.id, (k.created_at = k.updated_at) AS inserted
 )
@@ -126,10 +127,11 @@ def _item(row: Mapping[str, Any]) -> KnowledgeItem:
     return KnowledgeItem(id=row["id"], department=row["department"], question=row["question"],
                          answer=row["answer"], procedure=tuple(row["procedure"]),
                          materials=tuple(row["materials"]), keywords=tuple(row["keywords"]),
-                         self_service=row["self_service"], overview=row["overview"])
+                         alternatives=tuple(row["alternatives"]), self_service=row["self_service"], overview=row["overview"])
 
 
-_COLUMNS = "id, department, question, answer, procedure, materials, keywords, self_service, overview"
+_COLUMNS = ("id, department, question, answer, procedure, materials, keywords, alternatives, "
+            "self_service, overview")
 
 
 async def fetch_items(db: Db, department: str | None = None) -> list[KnowledgeItem]:
@@ -152,12 +154,13 @@ async def fetch_item(db: Db, item_id: str) -> KnowledgeItem | None:
 @dataclass(frozen=True)
 class SearchHit:
     item: KnowledgeItem
-    rank: int  # 4 keyword equals the query, 3 keyword contains it or is in it, 2 question, 1 answer
+    rank: int  # 4 keyword equals the query, 3 keyword contains it or is in it, 2 question
+               # (standard or alternative), 1 answer
 
 
 async def search(db: Db, query: str, *, department: str | None = None, limit: int = 20) -> list[SearchHit]:
     """Keyword search for the agent console: items whose keywords equal, contain
-    or are contained in the query, then those whose question or answer mention it."""
+    or are contained in the query, then those whose questions or answer mention it."""
     query = query.strip()
     if not query:
         return []
@@ -169,7 +172,9 @@ async def search(db: Db, query: str, *, department: str | None = None, limit: in
                                WHEN $1 = ANY (keywords) THEN 4
                                WHEN EXISTS (SELECT 1 FROM unnest(keywords) AS k
                                             WHERE strpos(k, $1) > 0 OR strpos($1, k) > 0) THEN 3
-                               WHEN strpos(question, $1) > 0 THEN 2
+                               WHEN strpos(question, $1) > 0
+                                OR EXISTS (SELECT 1 FROM unnest(alternatives) AS a
+                                           WHERE strpos(a, $1) > 0) THEN 2
                                WHEN strpos(answer, $1) > 0 THEN 1
                                ELSE 0
                            END AS rank
