@@ -66,6 +66,8 @@ async def test_keyword_search(db, items):
     assert "social_security.card_apply" in [h.item.id for h in contained]
     only_tax = await store.search(db, "发票", department="tax")
     assert only_tax and {h.item.department for h in only_tax} == {"tax"}
+    by_alternative = await store.search(db, "生意做大了")   # only in an alternative question
+    assert [(h.item.id, h.rank) for h in by_alternative] == [("enterprise.individual_to_company", 2)]
     assert await store.search(db, "   ") == []
     assert await store.search(db, "量子力学") == []
 
