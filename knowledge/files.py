@@ -6,11 +6,11 @@ department::
     {"department": "housing_fund",
      "items": [{"id": "housing_fund.withdraw_rent", "question": "...", "answer": "...",
                 "procedure": ["..."], "materials": ["..."], "keywords": ["..."],
-                "self_service": false, "overview": false}]}
+                "alternatives": ["..."], "self_service": false, "overview": false}]}
 
 A JSON file may also be a plain list of items that each name their department.
 CSV: one row per item, header ``id,department,question,answer,procedure,materials,
-keywords,self_service,overview``; list cells separate entries with ``|``; UTF-8
+keywords,alternatives,self_service,overview`` (``alternatives`` may be left out); list cells separate entries with ``|``; UTF-8
 (a spreadsheet's byte-order mark is fine). Every validation error names the file,
 the row (CSV, numbered as a spreadsheet shows it: the header is row 1) or the item
 (JSON, from 1), and the field; all errors are reported at once.
@@ -33,6 +33,7 @@ from knowledge.model import (
     KnowledgeItem,
     Problem,
     check_item,
+    question_key,
 )
 from hotline.settings import REPO_ROOT, Settings, load_settings
 
@@ -148,11 +149,18 @@ def _files(path: Path) -> list[Path]:
 
 
 def check_collection(located: Sequence[tuple[KnowledgeItem, str]]) -> list[Problem]:
-    """Checks across files: ids unique, at most one overview item per department."""
+    """Checks across files: ids unique, at most one overview item per department,
+    no question (standard or alternative) asked by two items."""
     problems = []
     first_seen: dict[str, str] = {}
     overview: dict[str, str] = {}
+    asked_by: dict[str, str] = {}
     for item, source in located:
+        for text in (item.question, *item.alternatives):
+            other = asked_by.setdefault(question_key(text), item.id)
+            if other != item.id:
+                field = "question" if text == item.question else "alternatives"
+                problems.append(Problem(source, "item", field, f"{text!r} is also asked by item {other}", item.id))
         if item.id in first_seen:
             problems.append(Problem(source, "item", "id", f"duplicate id; first defined in {first_seen[item.id]}",
                                     item.id))

@@ -22,8 +22,8 @@ _SENTENCE_END = re.compile(r"[。！？!?]+")
 LIST_SEPARATOR = "|"
 
 FIELDS = ("id", "department", "question", "answer", "procedure", "materials",
-          "keywords", "self_service", "overview")
-LIST_FIELDS = ("procedure", "materials", "keywords")
+          "keywords", "alternatives", "self_service", "overview")
+LIST_FIELDS = ("procedure", "materials", "keywords", "alternatives")
 BOOL_FIELDS = ("self_service", "overview")
 REQUIRED_FIELDS = ("id", "question", "answer", "keywords")
 
@@ -34,7 +34,9 @@ class KnowledgeItem:
     are the department's own names: 公积金, 社保 ...). The router uses it when a
     caller names the department but no particular matter. ``self_service``: the
     answer may be played to the caller instead of queueing (office hours,
-    addresses, progress look-ups)."""
+    addresses, progress look-ups). ``alternatives``: other ways callers ask the
+    standard question (whole questions, where ``keywords`` are the terms in them);
+    the router's classifier trains on them and picks items by them."""
 
     id: str
     department: str
@@ -43,16 +45,20 @@ class KnowledgeItem:
     procedure: tuple[str, ...] = ()
     materials: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()
+    alternatives: tuple[str, ...] = ()
     self_service: bool = False
     overview: bool = False
 
     def to_dict(self, *, with_department: bool = True, compact: bool = False) -> dict[str, Any]:
-        """JSON-ready. ``compact`` leaves out false flags (the files' style)."""
+        """JSON-ready. ``compact`` leaves out false flags and no alternatives (the
+        files' style)."""
         out: dict[str, Any] = {"id": self.id}
         if with_department:
             out["department"] = self.department
         out.update(question=self.question, answer=self.answer, procedure=list(self.procedure),
                    materials=list(self.materials), keywords=list(self.keywords))
+        if self.alternatives or not compact:
+            out["alternatives"] = list(self.alternatives)
         for name in BOOL_FIELDS:
             value = getattr(self, name)
             if value or not compact:
@@ -88,6 +94,14 @@ class _Checker:
 
     def add(self, field_name: str | None, message: str) -> None:
         self.problems.append(Problem(self.file, self.where, field_name, message, self.item_id))
+
+
+_NOT_WORDS = re.compile(r"[\s，,。.！!？?、；;：:“”\"'（）()…~～-]+")
+
+
+def question_key(text: str) -> str:
+    """A question without punctuation and spaces: two items must not be asked alike."""
+    return _NOT_WORDS.sub("", text).lower()
 
 
 def sentence_count(text: str) -> int:
@@ -195,10 +209,19 @@ def check_item(raw: Mapping[str, Any], *, file: str, where: str, departments: It
         if keyword in seen:
             check.add("keywords", f"{keyword!r} is listed twice")
         seen.add(keyword)
+    alternatives = _list(check, raw, "alternatives")
+    asked: set[str] = {question_key(question)}
+    for alternative in alternatives:
+        if len(alternative) > MAX_QUESTION_CHARS:
+            check.add("alternatives", f"{alternative!r} has {len(alternative)} characters; at most "
+                                      f"{MAX_QUESTION_CHARS}")
+        if question_key(alternative) in asked:
+            check.add("alternatives", f"{alternative!r} repeats the question or another alternative")
+        asked.add(question_key(alternative))
     self_service = _bool(check, raw, "self_service")
     overview = _bool(check, raw, "overview")
     if check.problems:
         return None, check.problems
     return KnowledgeItem(id=item_id, department=department, question=question, answer=answer,
                          procedure=procedure, materials=materials, keywords=keywords,
-                         self_service=self_service, overview=overview), []
+                         alternatives=alternatives, self_service=self_service, overview=overview), []

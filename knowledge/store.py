@@ -49,26 +49,27 @@ WITH incoming AS (
     SELECT *
     FROM jsonb_to_recordset($1::jsonb) AS x(
         id text, department text, question text, answer text, procedure text[],
-        materials text[], keywords text[], self_service boolean, overview boolean,
-        position integer)
+        materials text[], keywords text[], alternatives text[], self_service boolean,
+        overview boolean, position integer)
 ), upserted AS (
     INSERT INTO knowledge_items AS k
         (id, department, question, answer, procedure, materials, keywords,
-         self_service, overview, position)
+         alternatives, self_service, overview, position)
     SELECT id, department, question, answer, procedure, materials, keywords,
-           self_service, overview, position
+           alternatives, self_service, overview, position
     FROM incoming
     ON CONFLICT (id) DO UPDATE SET
         department = EXCLUDED.department, question = EXCLUDED.question,
         answer = EXCLUDED.answer, procedure = EXCLUDED.procedure,
         materials = EXCLUDED.materials, keywords = EXCLUDED.keywords,
+        alternatives = EXCLUDED.alternatives,
         self_service = EXCLUDED.self_service, overview = EXCLUDED.overview,
         position = EXCLUDED.position, updated_at = now()
     WHERE (k.department, k.question, k.answer, k.procedure, k.materials, k.keywords,
-           k.self_service, k.overview, k.position)
+           k.alternatives, k.self_service, k.overview, k.position)
           IS DISTINCT FROM
           (EXCLUDED.department, EXCLUDED.question, EXCLUDED.answer, EXCLUDED.procedure,
-           EXCLUDED.materials, EXCLUDED.keywords, EXCLUDED.self_service,
+           EXCLUDED.materials, EXCLUDED.keywords, EXCLUDED.alternatives, EXCLUDED.self_service,
            EXCLUDED.overview, EXCLUDED.position)
     RETURNING k.id, (k.created_at = k.updated_at) AS inserted
 )
@@ -127,10 +128,11 @@ def _item(row: Mapping[str, Any]) -> KnowledgeItem:
     return KnowledgeItem(id=row["id"], department=row["department"], question=row["question"],
                          answer=row["answer"], procedure=tuple(row["procedure"]),
                          materials=tuple(row["materials"]), keywords=tuple(row["keywords"]),
-                         self_service=row["self_service"], overview=row["overview"])
+                         alternatives=tuple(row["alternatives"]), self_service=row["self_service"], overview=row["overview"])
 
 
-_COLUMNS = "id, department, question, answer, procedure, materials, keywords, self_service, overview"
+_COLUMNS = ("id, department, question, answer, procedure, materials, keywords, alternatives, "
+            "self_service, overview")
 
 
 async def fetch_items(db: Db, department: str | None = None) -> list[KnowledgeItem]:
@@ -158,13 +160,13 @@ class SearchHit:
 
 
 # Per term: ln((items + 1) / items containing it) (rarer terms weigh more), times 3
-# when the question has it, 3 when a keyword does, 1 when the answer, procedure or
-# materials do. The whole query inside the question or a keyword doubles the sum.
+# when the question (standard or alternative) has it, 3 when a keyword does, 1 when
+# the answer, procedure or materials do. The whole query inside the question or a keyword doubles the sum.
 _SEARCH = f"""
 WITH terms AS (
     SELECT DISTINCT t FROM unnest($1::text[]) AS t
 ), docs AS (
-    SELECT id, lower(question) AS q, lower(array_to_string(keywords, ' ')) AS k,
+    SELECT id, lower(question || ' ' || array_to_string(alternatives, ' ')) AS q, lower(array_to_string(keywords, ' ')) AS k,
            lower(answer || ' ' || array_to_string(procedure, ' ') || ' ' || array_to_string(materials, ' ')) AS b
     FROM knowledge_items
     WHERE $3::text IS NULL OR department = $3

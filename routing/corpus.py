@@ -8,7 +8,8 @@ Styles: plain, colloquial, filler, dialect, short (frames x phrases); indirect
 labelled ``complaint``); who_does (who the caller is + what they ask: the
 request decides); district (places x frames); person (requests for a person:
 label ``operator``); asr_noisy (recogniser-style variants of all of these,
-:mod:`routing.noise`); knowledge (questions and keywords of the knowledge base).
+:mod:`routing.noise`); knowledge (questions, alternative questions and keywords of
+the knowledge base).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def generate(items: Iterable[KnowledgeItem], departments: Sequence[str],
             out.append(Utterance(sentence, dept, "dialect"))
         for item in items:
             if item.department == dept:
-                out.append(Utterance(item.question, dept, "knowledge"))
+                out.extend(Utterance(q, dept, "knowledge") for q in (item.question, *item.alternatives))
         if dept != "complaint":
             combos = [f.replace("{x}", p) for f in templates["complaint_about"] for p in phrases[dept]]
             out.extend(Utterance(t, "complaint", "complaint") for t in _sample(rng, combos, COMPLAINT_ABOUT))

@@ -81,7 +81,8 @@ class Knowledge:
             else:
                 self.specific[item.department].append(item.id)
         self.item_topics = {i.id: topics_in(normalize(i.question + "".join(i.keywords))) for i in self.items.values()}
-        self.item_bigrams = {i.id: _bigrams(normalize(i.question)) for i in self.items.values()}
+        self.item_bigrams = {i.id: [_bigrams(normalize(q)) for q in (i.question, *i.alternatives)]
+                             for i in self.items.values()}
 
         terms: dict[str, Term] = {}
 
@@ -156,9 +157,11 @@ class Knowledge:
         self._classifier = classifier
 
     def question_similarity(self, item_id: str, content: str) -> float:
-        """Dice coefficient of character bigrams: a tie-breaker between items."""
-        a, b = self.item_bigrams[item_id], _bigrams(content)
-        return 2 * len(a & b) / (len(a) + len(b)) if a and b else 0.0
+        """Dice coefficient of character bigrams with the item's closest question
+        (standard or alternative): a tie-breaker between items."""
+        b = _bigrams(content)
+        return max((2 * len(a & b) / (len(a) + len(b)) for a in self.item_bigrams[item_id] if a and b),
+                   default=0.0)
 
 
 @lru_cache(maxsize=4)

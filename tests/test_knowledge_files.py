@@ -133,3 +133,31 @@ def test_list_entries_with_the_csv_separator_are_rejected(tmp_path):
     object.__setattr__(bad, "materials", ("a|b",))
     with pytest.raises(ValueError, match="contains"):
         dumps_csv([bad])
+
+
+def test_alternative_questions_are_checked(tmp_path):
+    _json_file(tmp_path, [
+        {**GOOD, "alternatives": ["发票在哪领？", "领发票要什么"]},
+        {**GOOD, "id": "tax.repeat", "question": "开发票找谁？", "alternatives": ["开发票找谁", "x" * 81]},
+        {**GOOD, "id": "tax.empty", "question": "发票丢了？", "alternatives": ["  "]},
+        {**GOOD, "id": "tax.twice", "question": "数电发票是什么？", "alternatives": ["发票在哪领"]},
+    ])
+    with pytest.raises(KnowledgeFileError) as caught:
+        load_items(tmp_path, departments=CODES)
+    found = [(p.item_id, p.field, p.message) for p in caught.value.problems]
+    assert [(i, f) for i, f, _ in found] == [("tax.repeat", "alternatives"), ("tax.repeat", "alternatives"),
+                                             ("tax.empty", "alternatives"), ("tax.twice", "alternatives")]
+    assert "repeats the question" in found[0][2] and "at most 80" in found[1][2]
+    # Across items, punctuation aside: one question belongs to one item.
+    assert "'发票在哪领' is also asked by item tax.sample" in found[3][2]
+
+
+def test_alternatives_survive_csv_and_json_and_may_be_left_out(tmp_path):
+    item = load_items(_json_file(tmp_path, [{**GOOD, "alternatives": ["发票在哪领？", "领发票要什么"]}]),
+                      departments=CODES)[0]
+    assert item.alternatives == ("发票在哪领？", "领发票要什么")
+    assert parse_csv(dumps_csv([item]), "x.csv", CODES) == ([item], [])
+    assert "alternatives" not in item.__class__(**{**GOOD, "department": "tax"}).to_dict(compact=True)
+    old_header = "id,department,question,answer,keywords\ntax.a,tax,怎么领发票？,在电子税务局申领。,领发票\n"
+    items, problems = parse_csv(old_header, "old.csv", CODES)
+    assert problems == [] and items[0].alternatives == ()

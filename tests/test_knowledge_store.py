@@ -73,6 +73,8 @@ async def test_search_finds_items_by_the_bigrams_of_the_query(db, items):
     only_tax = await store.search(db, "发票", department="tax")
     assert only_tax and {h.item.department for h in only_tax} == {"tax"}
     assert len(await store.search(db, "营业执照", limit=2)) == 2
+    # Words only in an alternative question (another way callers ask) find the item.
+    assert (await store.search(db, "生意做大了"))[0].item.id == "enterprise.individual_to_company"
     assert await store.search(db, "   ") == []
     assert await store.search(db, "？！，") == []
     assert await store.search(db, "量子力学") == []
