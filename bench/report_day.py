@@ -28,20 +28,19 @@ import argparse
 import asyncio
 import json
 import logging
-import math
 import random
 import re
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from bench.ami_throughput import SKIP, stamp
+from bench.ami_throughput import call_template, stamp
 from hotline.app import CORE, create_app
 from hotline.logs import configure_logging
 from hotline.settings import load_settings
@@ -51,6 +50,7 @@ from reports.service import build_report
 from tests.bridge_harness import running
 from tests.pg import create_migrated_database, postgres_server
 from tests.standin import AmiStandIn
+from tests.test_reports import percentile_cont, tenths
 from tickets.http import TICKETS
 from tickets.service import DISPOSITION_UNRESOLVED
 
@@ -66,13 +66,7 @@ KINDS = ["answered"] * 64 + ["abandoned"] * 14 + ["self_served"] * 14 + ["menu_h
 
 
 def blocks(name: str) -> list[str]:
-    raw = (FIXTURES / name).read_bytes().decode("utf-8").partition("\r\n")[2]
-    out = []
-    for block in raw.split("\r\n\r\n"):
-        first = block.split("\r\n", 1)[0]
-        if first.startswith("Event: ") and first[7:] not in SKIP:
-            out.append(block + "\r\n\r\n")
-    return out
+    return call_template(FIXTURES / name)
 
 
 def event_name(block: str) -> str:
@@ -168,17 +162,6 @@ class Templates:
                 at = start + 30 + 0.01 * i
             out.append((at, ids.sub(sub, block)))
         return out
-
-
-def percentile_cont(values: list[Decimal], p: Decimal) -> Decimal:
-    ordered = sorted(values)
-    position = p * (len(ordered) - 1)
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def tenths(value: Decimal) -> float:
-    return float(value.quantize(Decimal("0.1"), ROUND_HALF_UP))
 
 
 def rate(a: int, b: int) -> float | None:
