@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from bench.ami_throughput import call_template, stamp
-from hotline.app import CORE, create_app
+from hotline.app import create_app
 from hotline.logs import configure_logging
 from hotline.settings import load_settings
 from knowledge.store import seed_from_files
