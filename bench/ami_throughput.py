@@ -81,9 +81,9 @@ SKIP = {"AsyncAGIStart", "AsyncAGIExec", "AsyncAGIEnd", "AGIExecStart", "AGIExec
         "PeerStatus", "ContactStatus", "QueueMemberAdded"}
 
 
-def call_template() -> list[str]:
-    """The captured call's events as raw AMI text, in order."""
-    raw = CAPTURE.read_bytes().decode("utf-8").partition("\r\n")[2]
+def call_template(capture: Path = CAPTURE) -> list[str]:
+    """The captured call's events as raw AMI text, in order (not the SKIP ones)."""
+    raw = capture.read_bytes().decode("utf-8").partition("\r\n")[2]
     events = []
     for block in raw.split("\r\n\r\n"):
         first = block.split("\r\n", 1)[0]
