@@ -275,11 +275,11 @@ async def add_item(db: Db, item: KnowledgeItem) -> bool:
     async with _connection(db) as conn:
         added = await conn.fetchval(
             f"""INSERT INTO knowledge_items ({_COLUMNS}, position)
-                SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9,
+                SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
                        COALESCE((SELECT max(position) + 1 FROM knowledge_items WHERE department = $2), 0)
                 ON CONFLICT (id) DO NOTHING RETURNING id""",
             item.id, item.department, item.question, item.answer, list(item.procedure), list(item.materials),
-            list(item.keywords), item.self_service, item.overview)
+            list(item.keywords), list(item.alternatives), item.self_service, item.overview)
     if added:
         log.info("knowledge.item_added", item=item.id, department=item.department)
     return added is not None
