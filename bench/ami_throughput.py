@@ -21,6 +21,14 @@ every committed batch also goes through the event hub: to PostgreSQL NOTIFY
 always, and with ``--ws-clients N`` to N WebSocket clients of ``/ws/events``
 run in a separate process (``bench.ws_clients``), as browsers would be.
 
+``--consoles N --wallboards M``: N agents' consoles (accounts of the first N
+extensions, logged in through the login form, ``/ws/console`` open, logged in
+to their queues by QueueAdd to the stand-in's app_queue emulation) in one
+process (``bench.console_clients``) and M supervisors' wallboards
+(``/ws/events?topics=agents,queues``) in another (``bench.ws_clients``), as
+browsers would be; the stream's calls are all offered to 8006, whose console
+gets every one of its state changes.
+
 ``--api-clients N``: N clients in a separate process (``bench.api_clients``)
 loop ``GET /api/calls?limit=500`` against the HTTP site; the bench first runs
 the same stream without them (``idle_*`` figures) and prints the p99
@@ -39,6 +47,7 @@ drain, what /healthz said meanwhile, and the longest write into the AMI socket
 
     .venv/bin/python -m bench.ami_throughput --rate 6000 --seconds 60 --calls 200
     .venv/bin/python -m bench.ami_throughput --rate 6000 --seconds 60 --calls 200 --ws-clients 200
+    .venv/bin/python -m bench.ami_throughput --rate 6000 --seconds 60 --calls 200 --consoles 28 --wallboards 20
     .venv/bin/python -m bench.ami_throughput --rate 6000 --seconds 30 --calls 200 --api-clients 20
     .venv/bin/python -m bench.ami_throughput --rate 6000 --seconds 40 --calls 200 \
         --db-outage readonly --outage-at 10 --outage-for 10 --max-backlog 20000
@@ -74,7 +83,8 @@ from hotline.facts import ChangeSet
 from ivr.ami.message import normalize
 from ivr.calls.tracker import CallTracker
 from tests.pg import ThrowawayCluster, _pg_bin, create_migrated_database, postgres_server
-from tests.standin import AmiStandIn
+from tests.standin import AmiStandIn, Emulator
+from tests.web_harness import PASSWORD, fast, make_account
 
 CAPTURE = Path(__file__).resolve().parent.parent / "tests/fixtures/asterisk/call-menu-queue-answered.ami"
 SKIP = {"AsyncAGIStart", "AsyncAGIExec", "AsyncAGIEnd", "AGIExecStart", "AGIExecEnd", "FullyBooted",
@@ -140,10 +150,36 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def start_browsers(port: int, clients: int, token: str) -> asyncio.subprocess.Process:
+async def start_browsers(port: int, clients: int, token: str, query: str = "") -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.ws_clients", "--url", f"ws://127.0.0.1:{port}/ws/events",
+        sys.executable, "-m", "bench.ws_clients", "--url", f"ws://127.0.0.1:{port}/ws/events{query}",
         "--clients", str(clients), "--token", token, stdout=asyncio.subprocess.PIPE)
+
+
+def console_logins(settings, count: int) -> list[tuple[str, str]]:
+    """(login, extension) of the first ``count`` departments' extensions."""
+    extensions = [ext for dept in settings.departments for ext in dept.extensions]
+    return [(f"agent{ext}", ext) for ext in extensions[:count]]
+
+
+async def make_console_accounts(url: str, count: int) -> None:
+    settings = fast(load_settings(env={}))
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    try:
+        for login, extension in console_logins(settings, count):
+            await make_account(pool, settings, login, extension=extension, name=f"坐席{extension}")
+    finally:
+        await pool.close()
+
+
+async def start_consoles(port: int, logins: list[str]) -> tuple[asyncio.subprocess.Process, int]:
+    """The consoles' process, once every console is open and logged in to its queues."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.console_clients", "--url", f"http://127.0.0.1:{port}",
+        "--logins", ",".join(logins), "--password", PASSWORD, stdout=asyncio.subprocess.PIPE)
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 120)
+    return process, json.loads(line)["ready"]
 
 
 async def start_api_clients(port: int, clients: int, token: str) -> asyncio.subprocess.Process:
@@ -250,7 +286,8 @@ async def watch(port: int, core, samples: list, stop: asyncio.Event) -> None:
 async def run(rate: int, seconds: float, concurrent: int, database_url: str, ws_clients: int, *,
               api_clients: int = 0, token: str = "", outage_kind: str | None = None, outage_at: float = 10.0,
               outage_for: float = 10.0, admin_url: str = "", cluster: ThrowawayCluster | None = None,
-              max_backlog: int | None = None, seed_calls: int = 0, spill_dir: str = "") -> dict:
+              max_backlog: int | None = None, seed_calls: int = 0, spill_dir: str = "",
+              consoles: int = 0, wallboards: int = 0) -> dict:
     settings = load_settings(env={})
     http_port = free_port()
     calls = {"spill_dir": spill_dir}
@@ -264,6 +301,8 @@ async def run(rate: int, seconds: float, concurrent: int, database_url: str, ws_
         database={"url": database_url},
         calls=calls,
     )
+    if consoles:
+        settings = fast(settings)       # the accounts' hashes (make_console_accounts)
     await reset(database_url, seed_calls)
     template = call_template()
     simulated = SimulatedCalls(template)
@@ -274,7 +313,9 @@ async def run(rate: int, seconds: float, concurrent: int, database_url: str, ws_
     samples: list[tuple[float, int, int, int]] = []
     stall = 0.0
 
-    async with AmiStandIn([]) as server:
+    # The consoles' agents join every department's queue as members nobody had before.
+    emulator = Emulator(members=[], queues=tuple(d.queue for d in settings.departments)) if consoles else None
+    async with AmiStandIn([], emulator=emulator) as server:
         app = create_app(settings.with_overrides(ami={"port": server.port}))
         core = app[CORE]
 
@@ -287,12 +328,18 @@ async def run(rate: int, seconds: float, concurrent: int, database_url: str, ws_
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", http_port).start()
         browsers = await start_browsers(http_port, ws_clients, token) if ws_clients else None
-        if browsers is not None:
+        boards = (await start_browsers(http_port, wallboards, token, "?topics=agents,queues")
+                  if wallboards else None)
+        if browsers is not None or boards is not None:
             for _ in range(300):
-                if core.hub.browsers.clients() >= ws_clients:
+                if core.hub.browsers.clients() >= ws_clients + wallboards:
                     break
                 await asyncio.sleep(0.05)
         await core.ami.wait_logged_in(5)
+        agents, consoles_ready = (await start_consoles(http_port, [login for login, _ in console_logins(
+            settings, consoles)]) if consoles else (None, 0))
+        if agents is not None:
+            await asyncio.sleep(1.0)     # the QueueMemberAdded events applied and sent before the stream
         api = await start_api_clients(http_port, api_clients, token) if api_clients else None
         if api is not None:
             await asyncio.sleep(2.0)     # the clients are up and looping before the stream starts
@@ -351,6 +398,8 @@ async def run(rate: int, seconds: float, concurrent: int, database_url: str, ws_
             await watcher
         await asyncio.sleep(0.5)   # the last messages reach the browsers
         received = await stop_browsers(browsers) if browsers is not None else None
+        boards_received = await stop_browsers(boards) if boards is not None else None
+        consoles_received = await stop_browsers(agents) if agents is not None else None
         batches = core.writer.batches
         dropped = core.hub.browsers.dropped
         dead_lettered = core.writer.dead_lettered
@@ -401,6 +450,13 @@ async def run(rate: int, seconds: float, concurrent: int, database_url: str, ws_
     if received is not None:
         result.update({f"ws_{k}": v for k, v in received.items()})
         result["ws_messages_per_client"] = round(received["messages"] / max(1, received["connected"]), 1)
+    if consoles_received is not None:
+        result["consoles_ready"] = consoles_ready
+        result.update({f"consoles_{k}": v for k, v in consoles_received.items()})
+    if boards_received is not None:
+        result.update({f"wallboards_{k}": v for k, v in boards_received.items()})
+        result["wallboards_messages_per_client"] = round(
+            boards_received["messages"] / max(1, boards_received["connected"]), 1)
     if api_result is not None:
         result.update({f"api_{k}": v for k, v in api_result.items()})
     if outage_kind:
@@ -431,6 +487,10 @@ def main() -> None:
     parser.add_argument("--api-clients", type=int, default=0,
                         help="clients looping GET /api/calls?limit=500, in a separate process "
                              "(after an idle run of the same stream)")
+    parser.add_argument("--consoles", type=int, default=0,
+                        help="agents' consoles (/ws/console, logged in), in a separate process")
+    parser.add_argument("--wallboards", type=int, default=0,
+                        help="supervisors' wallboards (/ws/events?topics=agents,queues), in a separate process")
     parser.add_argument("--db-outage", choices=("readonly", "stop"))
     parser.add_argument("--outage-at", type=float, default=10.0, help="seconds into the stream")
     parser.add_argument("--outage-for", type=float, default=10.0)
@@ -441,9 +501,12 @@ def main() -> None:
     try:
         with postgres_server() as (url, cluster):
             bench_url, token = asyncio.run(prepare(url))
+            if args.consoles:
+                asyncio.run(make_console_accounts(bench_url, args.consoles))
             common = dict(rate=args.rate, seconds=args.seconds, concurrent=args.calls, database_url=bench_url,
                           ws_clients=args.ws_clients, token=token, admin_url=url, cluster=cluster,
-                          max_backlog=args.max_backlog, spill_dir=spill)
+                          max_backlog=args.max_backlog, spill_dir=spill, consoles=args.consoles,
+                          wallboards=args.wallboards)
             if args.api_clients:
                 idle = asyncio.run(run(**common, seed_calls=SEED_CALLS))
                 result = asyncio.run(run(**common, seed_calls=SEED_CALLS, api_clients=args.api_clients))

@@ -30,18 +30,29 @@ async def client(session: aiohttp.ClientSession, url: str, token: str, totals: d
         totals["failed"] += 1
 
 
-async def main(url: str, clients: int, token: str) -> None:
-    totals = {"connected": 0, "dropped": 0, "failed": 0, "messages": 0, "bytes": 0}
+def sigterm() -> asyncio.Event:
+    """Set at SIGTERM (how the bench stops its clients)."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    return stop
+
+
+async def until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task], totals: dict[str, int]) -> None:
+    """Once ``stop`` is set: the clients cancelled, their totals printed as one JSON line."""
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    print(json.dumps(totals), flush=True)
+
+
+async def main(url: str, clients: int, token: str) -> None:
+    totals = {"connected": 0, "dropped": 0, "failed": 0, "messages": 0, "bytes": 0}
+    stop = sigterm()
     # limit=0: one connection per client (the default pool stops at 100).
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         tasks = [asyncio.create_task(client(session, url, token, totals)) for _ in range(clients)]
-        await stop.wait()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    print(json.dumps(totals), flush=True)
+        await until_stopped(stop, tasks, totals)
 
 
 if __name__ == "__main__":
