@@ -7,7 +7,9 @@ Styles: plain, colloquial, filler, dialect, short (frames x phrases); indirect
 (situations written by hand); complaint (complaints about any service are
 labelled ``complaint``); who_does (who the caller is + what they ask: the
 request decides); district (places x frames); person (requests for a person:
-label ``operator``); asr_noisy (recogniser-style variants of all of these,
+label ``operator``); none (out of scope: chit-chat, fragments, talk to someone
+else in the room, wrong numbers, noise: label ``none``, so the menu re-prompts);
+asr_noisy (recogniser-style variants of all of these,
 :mod:`routing.noise`); knowledge (questions, alternative questions and keywords of
 the knowledge base).
 """
@@ -24,6 +26,7 @@ from routing.noise import Confusions
 from knowledge.model import KnowledgeItem
 
 OPERATOR = "operator"   # the label of a request for a person (not a department)
+NONE = "none"           # the label of an out-of-scope utterance (no department, no person)
 SOURCES = Path(__file__).resolve().parent.parent / "config" / "routing" / "corpus"
 SEED = "hotline-routing-corpus-1"
 
@@ -39,6 +42,11 @@ class Utterance:
     text: str
     label: str          # a department code or OPERATOR
     style: str
+    # What it was made from (a phrase, a situation, a knowledge item; a noisy
+    # variant keeps its source's group): training holds whole groups apart, so
+    # the calibration data are not near-copies of what the models were fitted on.
+    # Not part of the corpus hash.
+    group: str = ""
 
 
 def read_sections(path: Path) -> dict[str, list[str]]:
@@ -68,6 +76,7 @@ def generate(items: Iterable[KnowledgeItem], departments: Sequence[str],
     templates = read_sections(sources / "templates.txt")
     places = read_sections(sources / "places.txt")
     operator = read_sections(sources / "operator.txt")
+    out_of_scope = read_sections(sources / "none.txt")
     per_dept = {d: read_sections(sources / f"{d}.txt") for d in departments}
     rng = random.Random(SEED)
     out: list[Utterance] = []
@@ -103,6 +112,10 @@ def generate(items: Iterable[KnowledgeItem], departments: Sequence[str],
     for sentence in operator["sentences"]:
         out.append(Utterance(sentence, OPERATOR, "person"))
         out.append(Utterance(rng.choice(templates["filler"]).replace("{x}", sentence), OPERATOR, "person"))
+
+    for sentence in out_of_scope["sentences"]:
+        out.append(Utterance(sentence, NONE, "none", sentence))
+        out.append(Utterance(rng.choice(templates["filler"]).replace("{x}", sentence), NONE, "none", sentence))
 
     inventory = "".join(u.text for u in out) + "".join(i.question + i.answer for i in items)
     confusions = Confusions(inventory)
