@@ -30,7 +30,8 @@ RUN apt-get update -qq \
     && rm -rf /var/lib/apt/lists/*
 
 # Installed into site-packages, the package cannot find config/ next to itself:
-# HOTLINE_CONFIG points at the copy in /app (docker-compose.yml mounts the live file).
+# HOTLINE_CONFIG, HOTLINE_KNOWLEDGE_DIR and HOTLINE_ROUTING_MODEL point at the copy
+# in /app (docker-compose.yml mounts the live settings file).
 ARG VOSK_MODEL=vosk-model-small-cn-0.22
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -38,6 +39,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HOTLINE_CONFIG=/app/config/hotline.toml \
     HOTLINE_KNOWLEDGE_DIR=/app/config/knowledge \
+    HOTLINE_ROUTING_MODEL=/app/config/routing/model.json.gz \
     HOTLINE_ASR_MODEL_PATH=/opt/models/${VOSK_MODEL}
 
 COPY --from=speech-model /opt/models /opt/models

@@ -1,7 +1,19 @@
-"""The trained intent classifier at run time: TF-IDF of character and pinyin
-n-grams (:mod:`routing.features`) and multinomial logistic regression, read from
-``config/routing/model.json.gz`` (written by ``hotline routing train``) and
-evaluated in pure Python (a few hundred dictionary look-ups per utterance)."""
+"""The trained intent classifier at run time, read from
+``config/routing/model.json.gz`` (written by ``hotline routing train``;
+``HOTLINE_ROUTING_MODEL`` names another file). Two models and a third that
+combines them:
+
+* n-grams: TF-IDF of character and pinyin n-grams (:mod:`routing.features`) and
+  multinomial logistic regression, in pure Python (a few hundred dictionary
+  look-ups): exact words and the recogniser's homophones;
+* embeddings: logistic regression on the utterance's sentence embedding
+  (:mod:`routing.embedding`): paraphrase, situations described in other words;
+* the pool: ``p ~ p_ngram^a * p_embedding^b``, the two exponents fitted on
+  utterances neither model was fitted on, so its probabilities are calibrated
+  (an 0.9 is right about nine times in ten on unseen wording).
+
+Without the embedding engine the n-gram model decides alone (said once in the
+log by the voice menu at start; the decision's ``model`` record says it too)."""
 
 from __future__ import annotations
 
@@ -9,15 +21,18 @@ import gzip
 import hashlib
 import json
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from routing.embedding import EmbeddingUnavailable, Embedder, shared_embedder
 from routing.features import features
 
-MODEL_PATH = Path(__file__).resolve().parent.parent / "config" / "routing" / "model.json.gz"
-MODEL_VERSION = "tfidf-char-pinyin-lr-1"
+REPOSITORY_MODEL = Path(__file__).resolve().parent.parent / "config" / "routing" / "model.json.gz"
+MODEL_PATH = Path(os.environ.get("HOTLINE_ROUTING_MODEL") or REPOSITORY_MODEL)
+MODEL_VERSION = "ngram-lr+e5small-lr+pool-2"
 
 
 class ModelError(RuntimeError):
@@ -33,20 +48,43 @@ class ModelInfo:
     features: int
     corpus_size: int
 
+    embedding: str = ""     # the embedding engine the model was trained with ("" for none)
+
     def short(self) -> dict[str, str]:
         """What every ``voice.heard`` row carries."""
         return {"version": self.version, "corpus": self.corpus_hash[:12], "model": self.model_sha256[:12]}
 
 
+def _softmax(scores: list[float]) -> list[float]:
+    top = max(scores)
+    exp = [math.exp(s - top) for s in scores]
+    total = sum(exp)
+    return [e / total for e in exp]
+
+
+FLOOR = 1e-6   # log-probabilities into the pool are taken of at least this
+
+
 class Classifier:
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, embedder: Embedder | None = None):
         model = json.loads(gzip.decompress(data))
         self.classes: tuple[str, ...] = tuple(model["classes"])
         self.intercept: list[float] = model["intercept"]
         self.table: dict[str, tuple[float, list[float]]] = {f: (v[0], v[1]) for f, v in model["features"].items()}
+        embedding = model.get("embedding")
+        pool = model.get("pool")
+        self._embedding = None
+        if embedding and pool:
+            import numpy as np
+            self._embedding = (np.asarray(embedding["coef"], dtype=np.float32),
+                               np.asarray(embedding["intercept"], dtype=np.float32))
+            self._pool = (float(pool["ngram"]), float(pool["embedding"]))
+        self._embedder = embedder or shared_embedder()
+        self.degraded: str | None = None    # why the embeddings are not used, once found out
         self.info = ModelInfo(version=model["version"], corpus_hash=model["corpus_hash"],
                               model_sha256=hashlib.sha256(data).hexdigest(), classes=self.classes,
-                              features=len(self.table), corpus_size=model.get("corpus_size", 0))
+                              features=len(self.table), corpus_size=model.get("corpus_size", 0),
+                              embedding=(embedding or {}).get("engine", ""))
 
     @classmethod
     def empty(cls, why: str) -> "Classifier":
@@ -68,8 +106,8 @@ class Classifier:
         every = features(text)
         return sum(1 for f in every if f in self.table) / len(every) if every else 0.0
 
-    def probabilities(self, text: str) -> dict[str, float]:
-        """Probability of every class (departments and ``operator``)."""
+    def ngram_probabilities(self, text: str) -> list[float]:
+        """The n-gram model's probability of every class, in ``classes`` order."""
         counts = Counter(f for f in features(text) if f in self.table)
         weights = {f: (1.0 + math.log(n)) * self.table[f][0] for f, n in counts.items()}
         norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
@@ -79,10 +117,39 @@ class Classifier:
             x = w / norm
             for k in range(len(scores)):
                 scores[k] += x * coef[k]
-        top = max(scores)
-        exp = [math.exp(s - top) for s in scores]
-        total = sum(exp)
-        return {c: e / total for c, e in zip(self.classes, exp)}
+        return _softmax(scores)
+
+    def embedding_probabilities(self, text: str) -> list[float] | None:
+        """The embedding model's probabilities, or None (no embedding model in
+        the file, or no engine: :attr:`degraded` says why)."""
+        if self._embedding is None or self.degraded is not None:
+            return None
+        try:
+            vector = self._embedder.embed([text])[0]
+        except EmbeddingUnavailable as exc:
+            self.degraded = str(exc)
+            return None
+        coef, intercept = self._embedding
+        return _softmax([float(s) for s in vector @ coef + intercept])
+
+    def ready(self) -> str | None:
+        """Load the embedding engine now (start-up, not the first caller);
+        returns why the n-gram model decides alone, or None."""
+        if self._embedding is None:
+            return "the model file has no embedding model"
+        self.embedding_probabilities("你好")
+        return self.degraded
+
+    def probabilities(self, text: str) -> dict[str, float]:
+        """Probability of every class (departments and ``operator``): the
+        pool's when the embeddings are there, else the n-gram model's."""
+        ngram = self.ngram_probabilities(text)
+        embedded = self.embedding_probabilities(text) if self.classes else None
+        if embedded is None:
+            return dict(zip(self.classes, ngram))
+        a, b = self._pool
+        scores = [a * math.log(max(p, FLOOR)) + b * math.log(max(q, FLOOR)) for p, q in zip(ngram, embedded)]
+        return dict(zip(self.classes, _softmax(scores)))
 
 
 @lru_cache(maxsize=2)

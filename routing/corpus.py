@@ -90,28 +90,31 @@ def generate(items: Iterable[KnowledgeItem], departments: Sequence[str],
     for dept in departments:
         for style, n in PER_STYLE.items():
             frames = templates[style]
-            combos = [f.replace("{x}", p) for f in frames for p in phrases[dept]]
-            out.extend(Utterance(t, dept, style) for t in _sample(rng, combos, n))
+            combos = [(f.replace("{x}", p), p) for f in frames for p in phrases[dept]]
+            out.extend(Utterance(t, dept, style, p) for t, p in _sample(rng, combos, n))
         for sentence in per_dept[dept].get("situations", []):
-            out.append(Utterance(sentence, dept, "indirect"))
-            out.append(Utterance(rng.choice(templates["filler"]).replace("{x}", sentence), dept, "indirect"))
+            out.append(Utterance(sentence, dept, "indirect", sentence))
+            out.append(Utterance(rng.choice(templates["filler"]).replace("{x}", sentence), dept, "indirect",
+                                 sentence))
         for sentence in per_dept[dept].get("dialect", []):
-            out.append(Utterance(sentence, dept, "dialect"))
+            out.append(Utterance(sentence, dept, "dialect", sentence))
         for item in items:
             if item.department == dept:
-                out.extend(Utterance(q, dept, "knowledge") for q in (item.question, *item.alternatives))
+                out.extend(Utterance(q, dept, "knowledge", item.id) for q in (item.question, *item.alternatives))
         if dept != "complaint":
-            combos = [f.replace("{x}", p) for f in templates["complaint_about"] for p in phrases[dept]]
-            out.extend(Utterance(t, "complaint", "complaint") for t in _sample(rng, combos, COMPLAINT_ABOUT))
-        combos = [f.replace("{x}", p) for f in templates["who_does"] for p in phrases[dept]]
-        out.extend(Utterance(t, dept, "who_does") for t in _sample(rng, combos, WHO_DOES))
+            combos = [(f.replace("{x}", p), p) for f in templates["complaint_about"] for p in phrases[dept]]
+            out.extend(Utterance(t, "complaint", "complaint", p)
+                       for t, p in _sample(rng, combos, COMPLAINT_ABOUT))
+        combos = [(f.replace("{x}", p), p) for f in templates["who_does"] for p in phrases[dept]]
+        out.extend(Utterance(t, dept, "who_does", p) for t, p in _sample(rng, combos, WHO_DOES))
 
     if "district" in departments:
-        combos = [f.replace("{p}", p) for f in places["templates"] for p in places["places"]]
-        out.extend(Utterance(t, "district", "district") for t in _sample(rng, combos, 160))
+        combos = [(f.replace("{p}", p), p) for f in places["templates"] for p in places["places"]]
+        out.extend(Utterance(t, "district", "district", p) for t, p in _sample(rng, combos, 160))
     for sentence in operator["sentences"]:
-        out.append(Utterance(sentence, OPERATOR, "person"))
-        out.append(Utterance(rng.choice(templates["filler"]).replace("{x}", sentence), OPERATOR, "person"))
+        out.append(Utterance(sentence, OPERATOR, "person", sentence))
+        out.append(Utterance(rng.choice(templates["filler"]).replace("{x}", sentence), OPERATOR, "person",
+                             sentence))
 
     for sentence in out_of_scope["sentences"]:
         out.append(Utterance(sentence, NONE, "none", sentence))
@@ -119,7 +122,7 @@ def generate(items: Iterable[KnowledgeItem], departments: Sequence[str],
 
     inventory = "".join(u.text for u in out) + "".join(i.question + i.answer for i in items)
     confusions = Confusions(inventory)
-    noisy = [Utterance(confusions.noisy(u.text, rng), u.label, "asr_noisy")
+    noisy = [Utterance(confusions.noisy(u.text, rng), u.label, "asr_noisy", u.group)
              for u in out if rng.random() < NOISY_SHARE]
     out.extend(noisy)
 

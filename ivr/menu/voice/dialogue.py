@@ -12,7 +12,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from asr.audiosocket.session import CallSession
-from routing import Action, Decision, route, timeline_detail
+from routing import Action, Decision, timeline_detail
 from routing.confirm import Answer, confirm_answer
 from hotline.logs import get_logger
 from ivr.menu.async_agi import AgiCommandError, AgiHangup, AsyncAgiChannel
@@ -170,7 +170,7 @@ class _Dialogue:
                                             "after_answer": True})
                 await self._say(session, "goodbye")
                 return VoiceOutcome(Outcome.RESOLVED, reason="self-service answer; nothing more asked")
-            decision = route(heard.text, self.menu.knowledge, attempt=attempt)
+            decision = await self.menu.decide(heard.text, attempt=attempt)
             decided_at = asyncio.get_running_loop().time()
             reaction, outcome = await self._react(session, decision, heard)
             self._record_heard(decision, heard, reaction, decided_at)
@@ -279,7 +279,7 @@ class _Dialogue:
                           rejected: str) -> tuple[Reaction, VoiceOutcome | None]:
         """"不是，我要办社保": a no that names another department is routed there."""
         if heard.text:
-            decision = route(heard.text, self.menu.knowledge, attempt=1)
+            decision = await self.menu.decide(heard.text, attempt=1)
             if decision.action is Action.ROUTE and decision.department != rejected:
                 self._record_heard(decision, heard, Reaction.ROUTED_CORRECTION,
                                    asyncio.get_running_loop().time())

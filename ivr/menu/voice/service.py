@@ -10,13 +10,14 @@ through)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from typing import Any, Awaitable, Callable, Mapping
 
 import asyncpg
 
 from asr.audiosocket import AudioSocketServer
 from asr.engine import ModelError, RecognizerPool
-from routing import Decision, Knowledge
+from routing import Decision, Knowledge, route
 from routing.classifier import Classifier
 from routing.classifier import ModelError as RoutingModelError
 from routing.vocabulary import CONFIRM_NO, CONFIRM_YES, OPERATOR_TERMS
@@ -28,6 +29,12 @@ from ivr.menu.prompts import PromptLibrary
 from ivr.menu.voice.dialogue import Record, VoiceOutcome, _Dialogue
 
 log = get_logger(__name__)
+
+# The router's worker threads: a decision embeds the transcript (~15 ms of C code
+# that releases the GIL), which must not stall the event loop that carries every
+# call's audio and AMI events. Two: one caller's decision does not queue behind
+# another's (the embedding engine itself runs one utterance at a time).
+ROUTING_THREADS = 2
 
 # (transcript, recogniser confidence, linkedid, decision) -> stored for the knowledge-base editors
 UnplacedSink = Callable[[str, "float | None", str, Mapping[str, object]], Awaitable[object]]
@@ -47,6 +54,15 @@ class VoiceMenu:
         self.confirm_grammar = (sorted(set(CONFIRM_YES) | set(CONFIRM_NO)) + ["[unk]"]
                                 if self.question_grammar is not None else None)
         self._tasks: set[asyncio.Task] = set()
+        self._router = concurrent.futures.ThreadPoolExecutor(ROUTING_THREADS, thread_name_prefix="router")
+
+    async def decide(self, text: str, *, attempt: int) -> Decision:
+        """The router's decision on one final transcript, made off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._router, lambda: route(text, self.knowledge, attempt=attempt))
+
+    def close(self) -> None:
+        self._router.shutdown(wait=False, cancel_futures=True)
 
     @property
     def audiosocket_address(self) -> str:
@@ -108,9 +124,16 @@ class VoiceService:
             log.error("voice.disabled", reason=f"knowledge base unusable: {exc}")
             return None
         try:
-            model = (await asyncio.to_thread(lambda: knowledge.classifier)).info
+            classifier = await asyncio.to_thread(lambda: knowledge.classifier)
+            model = classifier.info
+            # Load the embedding engine now, not on the first caller's answer.
+            alone = await asyncio.to_thread(classifier.ready)
             log.info("routing.model_loaded", version=model.version, corpus_hash=model.corpus_hash,
-                     model_sha256=model.model_sha256, features=model.features, utterances=model.corpus_size)
+                     model_sha256=model.model_sha256, features=model.features, utterances=model.corpus_size,
+                     embedding=model.embedding or None)
+            if alone:
+                log.error("routing.embeddings_unavailable", reason=alone,
+                          fallback="the n-gram model decides alone (paraphrases are understood less well)")
         except RoutingModelError as exc:
             knowledge.use_classifier(Classifier.empty("model unreadable"))
             log.error("routing.model_unusable", reason=str(exc), fallback="term matcher alone")
@@ -144,5 +167,6 @@ class VoiceService:
     async def close(self) -> None:
         if self._warm_up is not None:
             self._warm_up.cancel()
+        self.menu.close()
         await self.server.close()
         await self.pool.close()
