@@ -53,11 +53,13 @@ class Decision:
     attempt: int = 1
     model: tuple[tuple[str, float], ...] = ()   # the classifier's top classes and probabilities
     model_id: tuple[tuple[str, str], ...] = ()  # the classifier's version, training-data and file hashes
+    out_of_scope: bool = False     # chit-chat, a wrong number, talk to someone else: not a question
 
     @property
     def unplaced(self) -> bool:
         """Speech the router could not place (keep it for the knowledge-base editors)."""
-        return self.action in (Action.REPROMPT, Action.KEYPAD) and bool(self.content) and self.key is None
+        return (self.action in (Action.REPROMPT, Action.KEYPAD) and bool(self.content) and self.key is None
+                and not self.out_of_scope)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable; what ``hotline route`` prints."""
@@ -83,6 +85,7 @@ class Decision:
             "attempt": self.attempt,
             "classifier": {label: round(p, 3) for label, p in self.model},
             "model": dict(self.model_id),
+            "out_of_scope": self.out_of_scope,
         }
 
 

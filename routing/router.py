@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from routing import thresholds as T
-from routing.corpus import OPERATOR
+from routing.corpus import NONE, OPERATOR
 from routing.decision import Action, Decision, Match
 from routing.index import Knowledge, Term, topics_in
 from routing.text import fuzzy_all, normalize, strip_fillers, syllables
@@ -393,12 +393,23 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
     model = _model_note(probs)
     common = dict(base, content=content, matches=tuple(matches), scores=tuple(scores), topics=topics,
                   model=model)
-    if probs.get(OPERATOR, 0.0) >= T.CLASSIFIER_OPERATOR:
-        return Decision(**common, action=Action.OPERATOR, department=fallback, item=None,
-                        confidence=probs[OPERATOR], reason=f"operator requested (classifier {probs[OPERATOR]:.2f})")
     best, best_score = scores[0] if scores else (None, 0.0)
     runner_up = scores[1][1] if len(scores) > 1 else 0.0
     matcher_confidence = max(0.0, best_score - T.COMPETITION * runner_up)
+    named = matcher_confidence >= T.ROUTE and any(m.kind == "exact" and best in m.departments for m in matches)
+    if probs.get(OPERATOR, 0.0) >= T.CLASSIFIER_OPERATOR and not named:
+        # A person asked for in other words ("不要机器，我跟真人说"); a caller who
+        # names the service clearly ("我不要人工，我要问社保") gets the service.
+        return Decision(**common, action=Action.OPERATOR, department=fallback, item=None,
+                        confidence=probs[OPERATOR], reason=f"operator requested (classifier {probs[OPERATOR]:.2f})")
+    if probs.get(NONE, 0.0) >= T.CLASSIFIER_NONE and matcher_confidence < T.ROUTE and key is None:
+        p_best = max((p for d, p in probs.items() if d in knowledge.departments), default=0.0)
+        # "喂喂，听得到吗", "今天天气怎么样", talk to someone in the room: no question to
+        # place (and nothing for the knowledge-base editors).
+        return Decision(**common, action=_give_up(attempt), department=None, item=None,
+                        confidence=min(p_best, 0.99 * T.CONFIRM), out_of_scope=True,
+                        reason=f"out of scope (classifier none {probs[NONE]:.2f})",
+                        menu=menu if attempt >= T.MAX_SPEECH_ATTEMPTS else None)
     heard = _describe(matches)
     ranked = sorted(((p, d) for d, p in probs.items() if d in knowledge.departments), reverse=True)
     p_best, guess = ranked[0] if ranked else (0.0, None)
@@ -436,6 +447,10 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
         confidence = matcher_confidence
     elif guess == best:
         confidence = min(1.0, max(matcher_confidence, p_best) + T.AGREE_BONUS)
+        if p_best < T.CLASSIFIER_SUPPORT and not any(m.kind == "exact" and best in m.departments
+                                                     for m in matches):
+            # Only sound-alikes heard (卖房子 for 买房子) and the classifier barely agrees.
+            confidence = min(confidence, T.DISAGREE_CAP)
     else:
         exact = any(m.kind == "exact" and best in m.departments for m in matches)
         complaint = guess in T.PRIORITY_DEPARTMENTS and p_best >= T.CLASSIFIER_COMPLAINT
@@ -443,6 +458,12 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
             if p_best >= p_of(best) or complaint:
                 best = guess
         confidence = min(max(matcher_confidence, p_of(best)), T.DISAGREE_CAP)
+
+    other = _second_department(best, matches, scores)
+    if other is not None:
+        # Two departments' matters named ("公积金贷款买的房，想办房产证"): what the
+        # caller asks to do decides, and that is too easy to get wrong to transfer.
+        confidence = min(confidence, T.DISAGREE_CAP)
 
     item_id, item_score, how = choose_item(best, matches, topics, content, knowledge)
     item = knowledge.items.get(item_id) if item_id else None
@@ -463,8 +484,25 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
         reason += f"; topic {'/'.join(topics)}"
     if transfer:
         reason += "; transfer asked"
+    if other is not None:
+        reason += f"; also named {other}: confirm"
     return Decision(**common, action=action, department=best, item=item_id, confidence=confidence,
                     item_score=item_score, reason=reason)
+
+
+def _second_department(best: str, matches: list[Match], scores: list[tuple[str, float]]) -> str | None:
+    """Another department named as surely as the chosen one: heard exactly,
+    scoring at least ``TWO_DEPARTMENTS``, on words of its own (not the chosen
+    department's too). The complaint department is not "another" department: a
+    complaint names the service it is about."""
+    for dept, score in scores:
+        if dept == best or score < T.TWO_DEPARTMENTS or dept in T.PRIORITY_DEPARTMENTS:
+            continue
+        if best in T.PRIORITY_DEPARTMENTS:
+            return None
+        if any(m.kind == "exact" and dept in m.departments and best not in m.departments for m in matches):
+            return dept
+    return None
 
 
 def _model_note(probs: dict[str, float]) -> tuple[tuple[str, float], ...]:

@@ -73,10 +73,17 @@ KEY_WEAK_CONFIDENCE = 0.80       # "三号": used only when speech names no depa
 # classifier abstains and the matcher decides alone (e.g. a knowledge base in
 # another language than the model was trained on).
 CLASSIFIER_MIN_KNOWN = 0.30
-CLASSIFIER_OPERATOR = 0.60       # P(operator) at or above this: a person, whatever else was heard
-CLASSIFIER_ROUTE = 0.85          # the matcher heard nothing sure: route on the classifier alone
+CLASSIFIER_OPERATOR = 0.60       # P(operator) at or above this: a person, unless a service was named clearly
+CLASSIFIER_NONE = 0.50           # P(none) (out of scope) at or above this, no service sure: ask again
+CLASSIFIER_ROUTE = 0.90          # the matcher heard nothing sure: route on the classifier alone
 CLASSIFIER_CONFIRM = 0.45        # ...or confirm its department
 AGREE_BONUS = 0.10               # matcher and classifier name the same department
+# ...but when the matcher heard only sound-alikes, the classifier must give the
+# department at least this much for the caller to be routed without a question.
+CLASSIFIER_SUPPORT = 0.50
+# A second department heard exactly with at least this score: confirm (the
+# request decides between them, and that is easy to get wrong).
+TWO_DEPARTMENTS = 0.80
 # When they disagree the caller is asked (confidence capped below ROUTE): a
 # wrong department must cost a confirmation, not a transfer.
 DISAGREE_CAP = 0.65

@@ -174,11 +174,18 @@ def test_matcher_and_classifier_disagreeing_ask_for_confirmation(kb):
     assert T.CONFIRM <= decision.confidence < T.ROUTE
 
 
-def test_unknown_speech_reprompts_then_keypad_and_is_kept_for_editors(kb):
+def test_out_of_scope_speech_reprompts_then_keypad_and_is_not_kept_for_editors(kb):
     first = route("今天天气怎么样", kb)
-    assert first.action is Action.REPROMPT and first.department is None and first.unplaced
-    second = route("今天天气怎么样", kb, attempt=2)
-    assert second.action is Action.KEYPAD and second.menu == "main"
+    assert first.action is Action.REPROMPT and first.department is None
+    assert first.out_of_scope and not first.unplaced and "out of scope" in first.reason
+    second = route("喂喂，听得到吗", kb, attempt=2)
+    assert second.action is Action.KEYPAD and second.menu == "main" and second.out_of_scope
+
+
+def test_a_question_nobody_can_place_is_kept_for_editors(kb):
+    decision = route("我要办手续", kb)
+    assert decision.action is Action.REPROMPT and decision.department is None
+    assert decision.unplaced and not decision.out_of_scope
 
 
 def test_thresholds_are_ordered():
