@@ -25,6 +25,8 @@ from routing.vocabulary import (
     COMMON_SYLLABLES,
     DIGITS,
     KEY_SUFFIXES,
+    DONE_CUES,
+    IDENTITY_CUES,
     KEY_VERBS,
     NAMED_KEYS,
     NOT_KEY_AFTER,
@@ -464,6 +466,10 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
         # Two departments' matters named ("公积金贷款买的房，想办房产证"): what the
         # caller asks to do decides, and that is too easy to get wrong to transfer.
         confidence = min(confidence, T.DISAGREE_CAP)
+        if max(p_of(best), p_of(other)) < T.CLASSIFIER_SURE:
+            asked = _asked_last(content, matches, (best, other))
+            if asked == other:
+                best, other = other, best
 
     item_id, item_score, how = choose_item(best, matches, topics, content, knowledge)
     item = knowledge.items.get(item_id) if item_id else None
@@ -503,6 +509,29 @@ def _second_department(best: str, matches: list[Match], scores: list[tuple[str, 
         if any(m.kind == "exact" and dept in m.departments and best not in m.departments for m in matches):
             return dept
     return None
+
+
+def _asked_last(content: str, matches: list[Match], departments: tuple[str, str]) -> str | None:
+    """Of two departments named (each heard exactly), the one named last, where an
+    identity ("我是个体户") or a thing already done ("房产证已经拿到了") does not count. Mandarin puts the circumstances first and the request last
+    ("营业执照办下来了，我想给员工交社保"; "孩子上了户口，现在想给他办医保"); a
+    transcript has no punctuation, so the order of the words is what is left."""
+    last: tuple[int, str] | None = None
+    heard: set[str] = set()
+    for m in matches:
+        if m.kind != "exact":
+            continue
+        owners = [d for d in departments if d in m.departments]
+        if len(owners) != 1:
+            continue
+        heard.add(owners[0])
+        if any(content[max(0, m.start - len(cue)):m.start] == cue for cue in IDENTITY_CUES):
+            continue
+        if any(cue in content[m.end:m.end + 4] for cue in DONE_CUES):
+            continue
+        if last is None or m.start > last[0]:
+            last = (m.start, owners[0])
+    return last[1] if last and len(heard) == 2 else None
 
 
 def _model_note(probs: dict[str, float]) -> tuple[tuple[str, float], ...]:

@@ -84,6 +84,9 @@ CLASSIFIER_SUPPORT = 0.50
 # A second department heard exactly with at least this score: confirm (the
 # request decides between them, and that is easy to get wrong).
 TWO_DEPARTMENTS = 0.80
+# ...and of the two, the one asked for last decides (routing.router._asked_last)
+# unless the classifier gives one of them at least this.
+CLASSIFIER_SURE = 0.95
 # When they disagree the caller is asked (confidence capped below ROUTE): a
 # wrong department must cost a confirmation, not a transfer.
 DISAGREE_CAP = 0.65

@@ -60,3 +60,10 @@ COMMON_SYLLABLES = frozenset(
 CONFIRM_NO = ("不是", "不对", "不要", "不用", "不需要", "错了", "搞错", "没有", "不办", "否", "不")
 CONFIRM_YES = ("是的", "是", "对的", "对", "没错", "好的", "好", "可以", "行", "嗯嗯", "要", "办", "确认")
 CONFIRM_KEYS = {"1": True, "2": False}   # "是请按1，不是请按2"
+
+# Words before who the caller is, not what they ask ("我是个体户", "作为退休职工"):
+# of two departments named, such a one does not decide (routing.router._asked_last).
+IDENTITY_CUES = ("我是", "我们是", "是个", "是一名", "是一个", "作为", "身为", "本人是")
+# Words after something already done ("房产证已经拿到了", "契税交完了"): circumstances,
+# not the request.
+DONE_CUES = ("已经", "办好", "拿到", "有了", "下来了", "交完", "办完", "弄好")

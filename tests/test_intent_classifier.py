@@ -207,3 +207,23 @@ def test_the_pool_combines_both_models():
         expected = (a * math.log(ngram["housing_fund"] / ngram[other])
                     + b * math.log(embedded["housing_fund"] / embedded[other]))
         assert math.isclose(math.log(pooled["housing_fund"] / pooled[other]), expected, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("text, department, also", [
+    ("营业执照已经办好了，想问问社保怎么给员工交", "social_security", "enterprise"),
+    ("我是个体户，想问社保怎么交", "social_security", "enterprise"),
+    ("房产证拿到了，现在想提取公积金", "housing_fund", "real_estate"),
+    ("孩子落了户口以后想办医保卡", "medical_insurance", "household"),
+])
+def test_two_departments_named_cost_a_confirmation_of_the_one_asked_for(kb, text, department, also):
+    decision = route(text, kb)
+    assert decision.action is Action.CONFIRM, decision.reason
+    assert decision.department == department
+    assert f"also named {also}" in decision.reason
+
+
+@pytest.mark.parametrize("text", ["今天天气怎么样", "喂喂，听得到吗", "妈，你小点声，我在打电话", "这是外卖电话吗"])
+def test_chit_chat_and_wrong_numbers_are_asked_again_not_guessed(kb, text):
+    decision = route(text, kb)
+    assert decision.action is Action.REPROMPT and decision.department is None, decision.reason
+    assert decision.out_of_scope
