@@ -194,8 +194,16 @@ async def serve_pool(args) -> dict:
     latency_recv: list[float] = []
     ended: list[Ended] = []
 
+    import concurrent.futures
+
+    from ivr.menu.voice.service import ROUTING_THREADS
     from routing import default_knowledge, route
     knowledge = default_knowledge()
+    embeddings = await asyncio.to_thread(knowledge.classifier.ready)   # None: loaded
+    if embeddings:
+        print(f"WARNING router without embeddings: {embeddings}", file=sys.stderr, flush=True)
+    # As the voice menu decides (VoiceMenu.decide): in the router's worker threads.
+    router = concurrent.futures.ThreadPoolExecutor(ROUTING_THREADS, thread_name_prefix="router")
     utterances = [json.loads(line)["text"] for line in
                   (AUDIO.parent / "utterances.jsonl").read_text(encoding="utf-8").splitlines()
                   if line.strip()]
@@ -205,8 +213,9 @@ async def serve_pool(args) -> dict:
         start = stream_start(t0, index)
         async for event in session:
             if isinstance(event, Final) and event.endpoint:
-                route(utterances[decided[0] % len(utterances)], knowledge)
+                text = utterances[decided[0] % len(utterances)]
                 decided[0] += 1
+                await loop.run_in_executor(router, route, text, knowledge)
                 now = loop.time()
                 latency_sched.append(now - (start + event.stream_time))
                 latency_recv.append(now - event.received_at)

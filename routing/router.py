@@ -30,6 +30,7 @@ from routing.vocabulary import (
     KEY_VERBS,
     NAMED_KEYS,
     NOT_KEY_AFTER,
+    OPERATOR_NOUNS,
     OPERATOR_EXCEPTIONS,
     OPERATOR_NEGATIONS,
     TRANSFER_CUES,
@@ -46,11 +47,14 @@ def _quality(table: dict[int, float], length: int) -> float:
 
 # ------------------------------------------------------------------ operator
 
-def _operator_term(norm: str, syl: tuple[str, ...], knowledge: Knowledge) -> str | None:
+def _operator_term(norm: str, syl: tuple[str, ...], knowledge: Knowledge,
+                   skip: tuple[str, ...] = ()) -> str | None:
     text = norm
     for exception in OPERATOR_EXCEPTIONS:
         text = text.replace(exception, "_" * len(exception))
     for word, word_syl in knowledge.operator_terms:
+        if word in skip:
+            continue
         n = len(word)
         for start in range(len(text) - n + 1):
             chunk = text[start:start + n]
@@ -70,11 +74,22 @@ def _operator_term(norm: str, syl: tuple[str, ...], knowledge: Knowledge) -> str
     return None
 
 
+def _complaint_heard(norm: str, knowledge: Knowledge) -> bool:
+    """A complaint department term heard exactly, or the classifier's complaint."""
+    content = strip_fillers(norm)[0]
+    if any(m.kind == "exact" and set(m.departments) & set(T.PRIORITY_DEPARTMENTS)
+           for m in find_matches(content, knowledge)):
+        return True
+    probs = knowledge.classifier.probabilities(content)
+    return any(probs.get(d, 0.0) >= T.CLASSIFIER_COMPLAINT for d in T.PRIORITY_DEPARTMENTS)
+
+
 # ------------------------------------------------------------------ keys
 
 _DIGIT_CLASS = "".join(re.escape(d) for d in DIGITS)
+# Not after a digit: "四点五吨" is a decimal, not "press 5".
 _EXPLICIT_KEY = re.compile(
-    rf"[{KEY_VERBS}]([{_DIGIT_CLASS}])(?![{_DIGIT_CLASS}]|[{NOT_KEY_AFTER.replace('号', '')}])")
+    rf"(?<![{_DIGIT_CLASS}])[{KEY_VERBS}]([{_DIGIT_CLASS}])(?![{_DIGIT_CLASS}]|[{NOT_KEY_AFTER.replace('号', '')}])")
 _SUFFIX_KEY = re.compile(
     rf"(?<![{_DIGIT_CLASS}十百])([{_DIGIT_CLASS}])(?:{'|'.join(KEY_SUFFIXES)})(?![楼线路院门窗厅口位])")
 
@@ -351,6 +366,8 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
     fallback = knowledge.fallback_department
 
     operator = _operator_term(norm, syllables(norm), knowledge)
+    if operator and operator.split("<-")[0] in OPERATOR_NOUNS and _complaint_heard(norm, knowledge):
+        operator = _operator_term(norm, syllables(norm), knowledge, skip=OPERATOR_NOUNS)
     if operator:
         return Decision(**base, content=norm, action=Action.OPERATOR, department=fallback, item=None,
                         confidence=1.0, reason=f"operator requested: {operator}")

@@ -20,6 +20,9 @@ OPERATOR_TERMS = (
 # ...unless the caller says the opposite, or the words are part of something else.
 OPERATOR_NEGATIONS = ("不要", "不用", "不需要", "别", "不找")
 OPERATOR_EXCEPTIONS = ("找人社", "人工智能", "人工授精", "人工费")
+# Words for the people themselves, which a complaint can be about ("客服态度太差了",
+# "我要投诉你们的客服"): with a complaint heard, they are not a request for a person.
+OPERATOR_NOUNS = ("客服人员", "客服", "接线员", "话务员", "机器人")
 
 # Keys said or typed: 按3 / 摁三 / 拨3 / 选三 / 安三 (a homophone of 按 that recognisers
 # write) and 三号 / 三号键; a lone digit is a key too.

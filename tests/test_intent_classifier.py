@@ -227,3 +227,20 @@ def test_chit_chat_and_wrong_numbers_are_asked_again_not_guessed(kb, text):
     decision = route(text, kb)
     assert decision.action is Action.REPROMPT and decision.department is None, decision.reason
     assert decision.out_of_scope
+
+
+@pytest.mark.parametrize("text", ["我要投诉你们的客服", "客服态度太差了", "你们这机器人太烂了，我要投诉"])
+def test_a_complaint_about_the_staff_is_a_complaint_not_a_request_for_them(kb, text):
+    decision = route(text, kb)
+    assert decision.department == "complaint" and decision.action is Action.ROUTE, decision.reason
+
+
+@pytest.mark.parametrize("text", ["转客服", "机器人听不懂，我要人工", "喂，客服在吗"])
+def test_asking_for_the_staff_still_reaches_a_person(kb, text):
+    assert route(text, kb).action is Action.OPERATOR
+
+
+def test_a_decimal_point_is_not_a_key(kb):
+    decision = route("四点五吨的货车要办道路运输证吗", kb)
+    assert decision.key is None and decision.department == "transport"
+    assert route("点3", kb).key == "3"
