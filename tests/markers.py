@@ -43,7 +43,7 @@ SPEECH_MODULES = frozenset({
 # purpose. Not here: the first test that uses `db` pays the PostgreSQL start
 # (about 1 s) once for the session, whichever test that is.
 SLOW_TESTS = frozenset({
-    "test_intent_classifier.py::test_training_twice_gives_the_same_model_bytes",  # ~20 s: fits the model
+    "test_intent_classifier.py::test_training_twice_gives_the_same_model_bytes",  # ~40 s with the embedding cache, ~3 min without: fits the model
 
     "test_ticket_calls.py::test_attempts_are_spaced_limited_and_each_result_is_on_the_timeline",  # 1.2 s: three spaced attempts
     # ~17 s: the caller hears a spoken answer, then confirms it settled the question
