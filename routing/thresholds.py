@@ -86,7 +86,7 @@ CLASSIFIER_SUPPORT = 0.50
 TWO_DEPARTMENTS = 0.80
 # ...and of the two, the one asked for last decides (routing.router._asked_last)
 # unless the classifier gives one of them at least this.
-CLASSIFIER_SURE = 0.95
+CLASSIFIER_SURE = 0.99
 # When they disagree the caller is asked (confidence capped below ROUTE): a
 # wrong department must cost a confirmation, not a transfer.
 DISAGREE_CAP = 0.65
