@@ -56,6 +56,8 @@ class ModelInfo:
 
 
 def _softmax(scores: list[float]) -> list[float]:
+    if not scores:
+        return []
     top = max(scores)
     exp = [math.exp(s - top) for s in scores]
     total = sum(exp)
@@ -70,7 +72,15 @@ class Classifier:
         model = json.loads(gzip.decompress(data))
         self.classes: tuple[str, ...] = tuple(model["classes"])
         self.intercept: list[float] = model["intercept"]
-        self.table: dict[str, tuple[float, list[float]]] = {f: (v[0], v[1]) for f, v in model["features"].items()}
+        import numpy as np
+
+        # feature -> row of (idf, weight per class): one float64 matrix, not a list of
+        # floats per feature (84,000 features: 11 MB instead of ~70 MB of Python objects).
+        table = model["features"]
+        self._row: dict[str, int] = {f: i for i, f in enumerate(table)}
+        self._idf = np.fromiter((v[0] for v in table.values()), dtype=np.float64, count=len(table))
+        self._coef = np.array([v[1] for v in table.values()], dtype=np.float64).reshape(len(table), len(self.classes))
+        self._intercept = np.asarray(self.intercept, dtype=np.float64)
         embedding = model.get("embedding")
         pool = model.get("pool")
         self._embedding = None
@@ -83,7 +93,7 @@ class Classifier:
         self.degraded: str | None = None    # why the embeddings are not used, once found out
         self.info = ModelInfo(version=model["version"], corpus_hash=model["corpus_hash"],
                               model_sha256=hashlib.sha256(data).hexdigest(), classes=self.classes,
-                              features=len(self.table), corpus_size=model.get("corpus_size", 0),
+                              features=len(self._row), corpus_size=model.get("corpus_size", 0),
                               embedding=(embedding or {}).get("engine", ""))
 
     @classmethod
@@ -104,20 +114,20 @@ class Classifier:
         """Share of the utterance's features the model was trained on (0: text in
         another script or language, about which the model knows nothing)."""
         every = features(text)
-        return sum(1 for f in every if f in self.table) / len(every) if every else 0.0
+        return sum(1 for f in every if f in self._row) / len(every) if every else 0.0
 
     def ngram_probabilities(self, text: str) -> list[float]:
         """The n-gram model's probability of every class, in ``classes`` order."""
-        counts = Counter(f for f in features(text) if f in self.table)
-        weights = {f: (1.0 + math.log(n)) * self.table[f][0] for f, n in counts.items()}
-        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
-        scores = list(self.intercept)
-        for f, w in weights.items():
-            coef = self.table[f][1]
-            x = w / norm
-            for k in range(len(scores)):
-                scores[k] += x * coef[k]
-        return _softmax(scores)
+        import numpy as np
+
+        counts = Counter(self._row[f] for f in features(text) if f in self._row)
+        if not counts:
+            return _softmax([float(b) for b in self._intercept])
+        rows = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
+        weights = tf * self._idf[rows]
+        weights /= np.sqrt(weights @ weights) or 1.0
+        return _softmax([float(s) for s in self._intercept + weights @ self._coef[rows]])
 
     def embedding_probabilities(self, text: str) -> list[float] | None:
         """The embedding model's probabilities, or None (no embedding model in

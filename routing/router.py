@@ -468,7 +468,7 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
         confidence = min(1.0, max(matcher_confidence, p_best) + T.AGREE_BONUS)
         if p_best < T.CLASSIFIER_SUPPORT and not any(m.kind == "exact" and best in m.departments
                                                      for m in matches):
-            # Only sound-alikes heard (卖房子 for 买房子) and the classifier barely agrees.
+            # Only sound-alikes heard (卖房子 for 买房子) and the classifier not sure.
             confidence = min(confidence, T.DISAGREE_CAP)
     else:
         exact = any(m.kind == "exact" and best in m.departments for m in matches)

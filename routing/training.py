@@ -46,11 +46,18 @@ MIN_DF = 2          # a feature must occur in two training utterances
 DIGITS = 4          # weights rounded to this many decimals (byte-stable artefact)
 EMBEDDING_DIGITS = 4
 CALIBRATION_SHARE = 5   # one group in five calibrates the pool
+SENTENCE_MIN = 8        # characters: a group this long is a written sentence, not a phrase
 FLOOR = 1e-6
 
 
 def _calibration_group(group: str) -> bool:
     return int(hashlib.sha256(group.encode("utf-8")).hexdigest()[:8], 16) % CALIBRATION_SHARE == 0
+
+
+def _written_sentence(group: str) -> bool:
+    """A group that is a whole hand-written sentence (not a phrase put into a
+    frame, not a knowledge item)."""
+    return len(group) >= SENTENCE_MIN and any("\u4e00" <= ch <= "\u9fff" for ch in group)
 
 
 def _ngram_fit(texts: Sequence[str], labels: Sequence[str]):
@@ -172,7 +179,13 @@ def _fit(corpus: Sequence[Utterance], vectors=None) -> dict[str, Any]:
         return out
 
     held = np.array([_calibration_group(u.group or u.text) for u in corpus])
-    fit_idx, cal_idx = np.flatnonzero(~held), np.flatnonzero(held)
+    fit_idx = np.flatnonzero(~held)
+    # The pool is calibrated on what is most like a real caller: held-apart
+    # hand-written sentences (situations, dialect, complaints, requests for a
+    # person, out-of-scope lines) and their recogniser-style variants, not on
+    # frames around a phrase, which the models find easy and would make the pool
+    # over-confident on wording nobody wrote into the corpus.
+    cal_idx = np.flatnonzero(held & np.array([_written_sentence(u.group) for u in corpus]))
     part_vec, part_ngram = _ngram_fit([texts[i] for i in fit_idx], [labels[i] for i in fit_idx])
     part_emb = _embedding_fit(vectors[fit_idx], [labels[i] for i in fit_idx])
     assert list(part_ngram.classes_) == classes == list(part_emb.classes_), "a class missing from the fitting part"
