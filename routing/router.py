@@ -26,7 +26,13 @@ from routing.vocabulary import (
     DIGITS,
     KEY_SUFFIXES,
     DONE_CUES,
+    DONE_WINDOW,
     IDENTITY_CUES,
+    QUESTION_CUES,
+    QUESTION_WINDOW,
+    REASON_CUES,
+    REQUEST_CUES,
+    REQUEST_WINDOW,
     KEY_VERBS,
     NAMED_KEYS,
     NOT_KEY_AFTER,
@@ -483,10 +489,9 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
         # Two departments' matters named ("公积金贷款买的房，想办房产证"): what the
         # caller asks to do decides, and that is too easy to get wrong to transfer.
         confidence = min(confidence, T.DISAGREE_CAP)
-        if max(p_of(best), p_of(other)) < T.CLASSIFIER_SURE:
-            asked = _asked_last(content, matches, (best, other))
-            if asked == other:
-                best, other = other, best
+        asked = _asked_for(content, matches, (best, other), probs)
+        if asked == other and not {best, other} & set(T.PLACE_DEPARTMENTS):
+            best, other = other, best
 
     item_id, item_score, how = choose_item(best, matches, topics, content, knowledge)
     item = knowledge.items.get(item_id) if item_id else None
@@ -528,27 +533,50 @@ def _second_department(best: str, matches: list[Match], scores: list[tuple[str, 
     return None
 
 
-def _asked_last(content: str, matches: list[Match], departments: tuple[str, str]) -> str | None:
-    """Of two departments named (each heard exactly), the one named last, where an
-    identity ("我是个体户") or a thing already done ("房产证已经拿到了") does not count. Mandarin puts the circumstances first and the request last
-    ("营业执照办下来了，我想给员工交社保"; "孩子上了户口，现在想给他办医保"); a
-    transcript has no punctuation, so the order of the words is what is left."""
-    last: tuple[int, str] | None = None
-    heard: set[str] = set()
+def _asked_for(content: str, matches: list[Match], departments: tuple[str, str],
+               probs: dict[str, float]) -> str | None:
+    """Of two departments named (each heard exactly), the one the caller asks for.
+
+    Every exact word of either department is scored by what surrounds it: a wish or
+    a question word before it ("想办", "怎么", "申请"), a question after it ("…吗",
+    "在哪办", "要什么材料") count for it; an identity before it ("我是个体户") or
+    something already done after it ("房产证已经拿到了", "契税交完了") against it. A
+    department's score is its best word's. A tie goes to the one the classifier
+    prefers by at least ``TIE_MARGIN``, else to the one named last: Mandarin tends to
+    put the circumstances first and the request last ("营业执照办下来了，我想给员工
+    交社保"). A transcript has no punctuation, so windows of characters stand in for
+    clauses."""
+    best: dict[str, tuple[int, int]] = {}
     for m in matches:
         if m.kind != "exact":
             continue
         owners = [d for d in departments if d in m.departments]
         if len(owners) != 1:
             continue
-        heard.add(owners[0])
+        before = content[max(0, m.start - REQUEST_WINDOW):m.start]
+        after = content[m.end:m.end + QUESTION_WINDOW]
+        score = 0
+        if any(cue in before for cue in REQUEST_CUES):
+            score += 1
+        if any(cue in after for cue in QUESTION_CUES):
+            score += 1
         if any(content[max(0, m.start - len(cue)):m.start] == cue for cue in IDENTITY_CUES):
-            continue
-        if any(cue in content[m.end:m.end + 4] for cue in DONE_CUES):
-            continue
-        if last is None or m.start > last[0]:
-            last = (m.start, owners[0])
-    return last[1] if last and len(heard) == 2 else None
+            score -= 2
+        if any(cue in content[m.end:m.end + DONE_WINDOW] for cue in DONE_CUES):
+            score -= 2
+        if any(cue in before for cue in REASON_CUES):
+            score -= 1
+        old = best.get(owners[0])
+        if old is None or (score, m.start) > old:
+            best[owners[0]] = (score, m.start)
+    if len(best) != 2:
+        return None
+    first, second = departments
+    if best[first][0] == best[second][0]:
+        p_first, p_second = probs.get(first, 0.0), probs.get(second, 0.0)
+        if abs(p_first - p_second) >= T.TIE_MARGIN:
+            return first if p_first > p_second else second
+    return max(best, key=lambda d: best[d])
 
 
 def _model_note(probs: dict[str, float]) -> tuple[tuple[str, float], ...]:

@@ -88,9 +88,13 @@ CLASSIFIER_SUPPORT = 0.80
 # A second department heard exactly with at least this score: confirm (the
 # request decides between them, and that is easy to get wrong).
 TWO_DEPARTMENTS = 0.80
-# ...and of the two, the one asked for last decides (routing.router._asked_last)
-# unless the classifier gives one of them at least this.
-CLASSIFIER_SURE = 0.99
+# ...and of the two, the one asked for is confirmed (routing.router._asked_for, by the
+# words around each); when the words do not tell, the classifier's preference if it
+# prefers one by at least this much, else the one named last.
+TIE_MARGIN = 0.30
+# The district department is about where, not what: "乡镇便民服务中心可以办社保吗"
+# stays with the district hall.
+PLACE_DEPARTMENTS = ("district",)
 # When they disagree the caller is asked (confidence capped below ROUTE): a
 # wrong department must cost a confirmation, not a transfer.
 DISAGREE_CAP = 0.65

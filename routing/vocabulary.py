@@ -64,9 +64,22 @@ CONFIRM_NO = ("不是", "不对", "不要", "不用", "不需要", "错了", "�
 CONFIRM_YES = ("是的", "是", "对的", "对", "没错", "好的", "好", "可以", "行", "嗯嗯", "要", "办", "确认")
 CONFIRM_KEYS = {"1": True, "2": False}   # "是请按1，不是请按2"
 
-# Words before who the caller is, not what they ask ("我是个体户", "作为退休职工"):
-# of two departments named, such a one does not decide (routing.router._asked_last).
+# Of two departments named, which one the caller asks for (routing.router._asked_for):
+# words around each department word, within a few characters (a transcript has no
+# punctuation to mark clauses).
+# Before who the caller is ("我是个体户", "作为退休职工"): against.
 IDENTITY_CUES = ("我是", "我们是", "是个", "是一名", "是一个", "作为", "身为", "本人是")
-# Words after something already done ("房产证已经拿到了", "契税交完了"): circumstances,
-# not the request.
-DONE_CUES = ("已经", "办好", "拿到", "有了", "下来了", "交完", "办完", "弄好")
+# After something already done ("房产证已经拿到了", "契税交完了"): against.
+DONE_CUES = ("已经", "办好", "拿到", "有了", "下来了", "交完", "办完", "弄好", "办下来")
+DONE_WINDOW = 4
+# Before a reason ("因为离婚", "为了买房"): against.
+REASON_CUES = ("因为", "为了", "由于")
+# A wish or a question word before the word: for.
+REQUEST_CUES = ("想", "要办", "要去", "要交", "要开", "要补", "要换", "要领", "怎么", "咋", "如何", "申请",
+                "办理", "能不能", "可不可以", "可以", "需要", "给他办", "给她办", "帮我", "问问", "问一下",
+                "问下", "咨询", "打听")
+REQUEST_WINDOW = 5
+# A question after the word: for.
+QUESTION_CUES = ("怎么", "咋", "吗", "么", "呢", "在哪", "哪里", "哪儿", "多少", "手续", "材料", "流程",
+                 "需要什么", "要什么", "能不能", "可以", "要不要", "去哪", "多久", "啥")
+QUESTION_WINDOW = 8
