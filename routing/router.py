@@ -23,6 +23,7 @@ from routing.index import Knowledge, Term, topics_in
 from routing.text import fuzzy_all, normalize, strip_fillers, syllables
 from routing.vocabulary import (
     COMMON_SYLLABLES,
+    COMPLAINT_CUES,
     DIGITS,
     KEY_SUFFIXES,
     DONE_CUES,
@@ -93,6 +94,8 @@ def _complaint_heard(norm: str, knowledge: Knowledge) -> bool:
 # ------------------------------------------------------------------ keys
 
 _DIGIT_CLASS = "".join(re.escape(d) for d in DIGITS)
+_COMPLAINT_CUE = re.compile("|".join(COMPLAINT_CUES))
+
 # Not after a digit: "四点五吨" is a decimal, not "press 5".
 _EXPLICIT_KEY = re.compile(
     rf"(?<![{_DIGIT_CLASS}])[{KEY_VERBS}]([{_DIGIT_CLASS}])(?![{_DIGIT_CLASS}]|[{NOT_KEY_AFTER.replace('号', '')}])")
@@ -484,6 +487,13 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
                 best = guess
         confidence = min(max(matcher_confidence, p_of(best)), T.DISAGREE_CAP)
 
+    doubt = (best not in T.PRIORITY_DEPARTMENTS
+             and (any(probs.get(d, 0.0) >= T.COMPLAINT_DOUBT for d in T.PRIORITY_DEPARTMENTS)
+                  or _COMPLAINT_CUE.search(content) is not None))
+    if doubt:
+        # Perhaps a complaint about the service it names ("营业执照被退回三次"): ask,
+        # do not transfer to the department complained about.
+        confidence = min(confidence, T.DISAGREE_CAP)
     other = _second_department(best, matches, scores)
     if other is not None:
         # Two departments' matters named ("公积金贷款买的房，想办房产证"): what the
@@ -514,6 +524,8 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
         reason += "; transfer asked"
     if other is not None:
         reason += f"; also named {other}: confirm"
+    if doubt:
+        reason += "; perhaps a complaint: confirm"
     return Decision(**common, action=action, department=best, item=item_id, confidence=confidence,
                     item_score=item_score, reason=reason)
 

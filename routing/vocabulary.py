@@ -83,3 +83,15 @@ REQUEST_WINDOW = 5
 QUESTION_CUES = ("怎么", "咋", "吗", "么", "呢", "在哪", "哪里", "哪儿", "多少", "手续", "材料", "流程",
                  "需要什么", "要什么", "能不能", "可以", "要不要", "去哪", "多久", "啥")
 QUESTION_WINDOW = 8
+
+# What a complaint sounds like without the word 投诉: trips and attempts counted, a
+# wait that does not end, how the caller was treated. Heard with a service named,
+# the caller is asked before being transferred there (routing.router).
+COMPLAINT_CUES = (
+    r"(跑|去|来|交|打|问|改|补)了?[两三四五六七八九十几好多\d]+(趟|次|回|遍)",
+    r"[两三四五六七八九十几好多\d]+(趟|次|回)了",
+    r"还没(办|弄|好|下来|批|到|给)", r"一直(没|不|让我|拖|等)", "迟迟", "拖了", "拖着",
+    "推来推去", "推诿", "踢皮球", "态度", "不耐烦", "敷衍", "刁难", "凭什么", "不合理",
+    "太慢", "太差", "乱收费", "白跑", "不作为", "没人管", "没人接", "不给办", "过分",
+    "说不清", "说不齐", "每次都不一样", "什么破", "糊弄", "折腾",
+)

@@ -253,3 +253,11 @@ def test_a_decimal_point_is_not_a_key(kb):
     decision = route("四点五吨的货车要办道路运输证吗", kb)
     assert decision.key is None and decision.department == "transport"
     assert route("点3", kb).key == "3"
+
+
+@pytest.mark.parametrize("text", ["社保转移办了两个月还没弄好，一直让我等", "公积金提取材料交了三次还说不齐",
+                                  "办护照跑了四趟了"])
+def test_what_sounds_like_a_complaint_is_not_transferred_to_the_service_it_names(kb, text):
+    decision = route(text, kb)
+    assert decision.action is Action.CONFIRM, decision.reason
+    assert "perhaps a complaint" in decision.reason or decision.department == "complaint"
