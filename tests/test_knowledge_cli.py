@@ -60,10 +60,10 @@ def test_seed_import_export_and_unplaced(database_url, monkeypatch, capsys, tmp_
 
     assert main(["knowledge", "unplaced"]) == 0
     assert capsys.readouterr().out == ""
-    asyncio.run(_store_unplaced(database_url, "我家的猫丢了怎么办"))
+    asyncio.run(_store_unplaced(database_url, "那个手续怎么弄"))
     assert main(["knowledge", "unplaced"]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(q["text"], q["status"], q["linkedid"]) for q in listed] == [("我家的猫丢了怎么办", "new", "1795313795.0")]
+    assert [(q["text"], q["status"], q["linkedid"]) for q in listed] == [("那个手续怎么弄", "new", "1795313795.0")]
     assert listed[0]["decision"]["action"] == "reprompt"
 
 
