@@ -27,9 +27,13 @@ Sets (tests/data/):
   two_depts style (66.7 %) showed the "named last decides" rule failing when the request
   comes first; the rule was replaced (words around each department's word) on a
   development set written for it, so i12d's later figures measure a system changed
-  after it was read (by style totals only)
+  after its style totals were read
 * utterances_heldout_i12e.jsonl 390 lines, written the same way after i12d was
-  measured; never trained, tuned or looked into: only its figures are printed
+  measured; never trained, tuned or looked into: only its figures are printed. Its
+  complaint style (6 of 35 transferred to the department they named) led to the
+  complaint doubt (routing.thresholds.COMPLAINT_DOUBT, COMPLAINT_CUES)
+* utterances_heldout_i12f.jsonl 400 lines, written the same way after i12e was
+  measured: the clean measure of the final state (never trained, tuned or looked into)
 * utterances_dev_two_depts.jsonl 120 lines naming two departments (request first, in
   the middle, last), written for developing that rule: tuned on
 
@@ -70,8 +74,10 @@ SETS = (("labelled (tuned on)", "utterances.jsonl", True),
         ("issue 12 c HELD-OUT (never trained, tuned or looked into)", "utterances_heldout_i12c.jsonl", False),
         ("issue 12 d HELD-OUT (measured once, before the two-department word scoring; never trained, "
          "tuned or looked into)", "utterances_heldout_i12d.jsonl", False),
-        ("issue 12 e HELD-OUT (written after i12d was measured; never trained, tuned or looked into)",
-         "utterances_heldout_i12e.jsonl", False),
+        ("issue 12 e HELD-OUT (measured once, before the complaint doubt; never trained, tuned or looked "
+         "into)", "utterances_heldout_i12e.jsonl", False),
+        ("issue 12 f HELD-OUT (written after i12e was measured; never trained, tuned or looked into)",
+         "utterances_heldout_i12f.jsonl", False),
         ("two-department development set (tuned on)", "utterances_dev_two_depts.jsonl", True))
 
 
@@ -101,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=20, help="timed passes over every line")
     parser.add_argument("--min-accuracy", type=float, default=None,
                         help="exit 1 if any part of any set is below this (0..1)")
-    parser.add_argument("--verbose", action="store_true", help="list every misrouted line (not of i12c, i12d or i12e)")
+    parser.add_argument("--verbose", action="store_true", help="list every misrouted line (not of i12c to i12f)")
     parser.add_argument("--cores", type=int, default=1, help="CPU cores the bench may use (default 1)")
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.cores])
