@@ -247,7 +247,10 @@ async def test_decoding_that_falls_behind_real_time_fails_the_stream():
         client = AudioSocketClient()
         session = server.session(client.uuid, call_id="slow-call")
         await client.connect("127.0.0.1", server.port)
-        await client.send_audio(silence(1.5), pace=0.02)
+        # 3 s of audio: at 2x real time the lag passes max_lag within the first second,
+        # with room to spare on a busy machine (with 1.5 s, a starved decoder was once
+        # still in its second job when the line ended, and nothing was checked).
+        await client.send_audio(silence(3.0), pace=0.02)
         await client.send_dtmf("0")
         await client.close()
         events = await collect(session)
