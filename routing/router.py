@@ -26,6 +26,7 @@ from routing.vocabulary import (
     COMPLAINT_CUES,
     DIGITS,
     KEY_SUFFIXES,
+    CLAUSE_SUBJECTS,
     DONE_CUES,
     DONE_WINDOW,
     IDENTITY_CUES,
@@ -568,7 +569,9 @@ def _asked_for(content: str, matches: list[Match], departments: tuple[str, str],
         before = content[max(0, m.start - REQUEST_WINDOW):m.start]
         after = content[m.end:m.end + QUESTION_WINDOW]
         score = 0
-        if any(cue in before for cue in REQUEST_CUES):
+        if any(cue in before and not any(p in before[before.rindex(cue) + len(cue):] for p in CLAUSE_SUBJECTS)
+               for cue in REQUEST_CUES):
+            # ...unless a new subject comes between ("医保卡怎么办理，我户口刚迁过来").
             score += 1
         if any(cue in after for cue in QUESTION_CUES):
             score += 1

@@ -79,6 +79,8 @@ REQUEST_CUES = ("想", "要办", "要去", "要交", "要开", "要补", "要换
                 "办理", "能不能", "可不可以", "可以", "需要", "给他办", "给她办", "帮我", "问问", "问一下",
                 "问下", "咨询", "打听")
 REQUEST_WINDOW = 5
+# A subject between a wish and a department word starts another clause.
+CLAUSE_SUBJECTS = ("我", "他", "她", "我们", "你们", "孩子", "老人")
 # A question after the word: for.
 QUESTION_CUES = ("怎么", "咋", "吗", "么", "呢", "在哪", "哪里", "哪儿", "多少", "手续", "材料", "流程",
                  "需要什么", "要什么", "能不能", "可以", "要不要", "去哪", "多久", "啥")

@@ -54,7 +54,7 @@ def test_an_item_is_recognised_by_its_alternative_questions(kb):
 ALTERNATIVES = [
     ("enterprise.special_equipment", "公司买了叉车要去哪登记"),
     ("tax.invoice_red", "红字发票怎么开"),
-    ("social_security.survivor_benefit", "家里老人走了能领什么钱"),
+    ("social_security.survivor_benefit", "家里老人走了，社保里能领什么钱"),
     ("medical_insurance.long_term_care", "长护险怎么办"),
     ("housing_fund.withdraw_medical", "孩子得了重病公积金能取吗"),
     ("real_estate.residence_right", "居住权合同怎么登记"),
