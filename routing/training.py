@@ -150,6 +150,12 @@ def fit(corpus: Sequence[Utterance], vectors=None) -> dict[str, Any]:
     """The three models (``vectors``: the corpus's embeddings, row by row; None
     for an n-gram model alone). BLAS runs on one thread: a multi-threaded sum
     can round differently from run to run, and the file must not change."""
+    # scikit-learn's own OpenMP runtime (its loss and gradient run in threads) is
+    # loaded with its modules: import them first, so the limit reaches it too.
+    # Otherwise the thread count (OMP_NUM_THREADS, inherited or set by the
+    # embedding engine) changes the rounding and the file.
+    import sklearn.feature_extraction.text  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
