@@ -91,6 +91,10 @@ class Classifier:
             self._pool = (float(pool["ngram"]), float(pool["embedding"]))
         self._embedder = embedder or shared_embedder()
         self.degraded: str | None = None    # why the embeddings are not used, once found out
+        # The last utterance's probabilities: a decision may ask twice (the complaint
+        # check before the operator words, then the routing), and the embedding is
+        # the expensive part. One tuple, replaced whole: safe across router threads.
+        self._last: tuple[str, dict[str, float]] | None = None
         self.info = ModelInfo(version=model["version"], corpus_hash=model["corpus_hash"],
                               model_sha256=hashlib.sha256(data).hexdigest(), classes=self.classes,
                               features=len(self._row), corpus_size=model.get("corpus_size", 0),
@@ -153,13 +157,19 @@ class Classifier:
     def probabilities(self, text: str) -> dict[str, float]:
         """Probability of every class (departments and ``operator``): the
         pool's when the embeddings are there, else the n-gram model's."""
+        last = self._last
+        if last is not None and last[0] == text:
+            return dict(last[1])
         ngram = self.ngram_probabilities(text)
         embedded = self.embedding_probabilities(text) if self.classes else None
         if embedded is None:
-            return dict(zip(self.classes, ngram))
-        a, b = self._pool
-        scores = [a * math.log(max(p, FLOOR)) + b * math.log(max(q, FLOOR)) for p, q in zip(ngram, embedded)]
-        return dict(zip(self.classes, _softmax(scores)))
+            probs = dict(zip(self.classes, ngram))
+        else:
+            a, b = self._pool
+            scores = [a * math.log(max(p, FLOOR)) + b * math.log(max(q, FLOOR)) for p, q in zip(ngram, embedded)]
+            probs = dict(zip(self.classes, _softmax(scores)))
+        self._last = (text, probs)
+        return dict(probs)
 
 
 @lru_cache(maxsize=2)

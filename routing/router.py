@@ -281,6 +281,11 @@ def _strong(m: Match) -> bool:
     return m.kind == "exact" or (m.kind == "pinyin" and m.end - m.start >= 3)
 
 
+def _heard_exactly(department: str | None, matches: list[Match]) -> bool:
+    """One of the department's own words was heard as written."""
+    return any(m.kind == "exact" and department in m.departments for m in matches)
+
+
 def score_departments(matches: list[Match], knowledge: Knowledge) -> list[tuple[str, float]]:
     """Departments with a positive score, best first (see thresholds)."""
     miss: dict[str, float] = {}
@@ -425,7 +430,7 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
     best, best_score = scores[0] if scores else (None, 0.0)
     runner_up = scores[1][1] if len(scores) > 1 else 0.0
     matcher_confidence = max(0.0, best_score - T.COMPETITION * runner_up)
-    named = matcher_confidence >= T.ROUTE and any(m.kind == "exact" and best in m.departments for m in matches)
+    named = matcher_confidence >= T.ROUTE and _heard_exactly(best, matches)
     if probs.get(OPERATOR, 0.0) >= T.CLASSIFIER_OPERATOR and not named:
         # A person asked for in other words ("不要机器，我跟真人说"); a caller who
         # names the service clearly ("我不要人工，我要问社保") gets the service.
@@ -476,12 +481,11 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
         confidence = matcher_confidence
     elif guess == best:
         confidence = min(1.0, max(matcher_confidence, p_best) + T.AGREE_BONUS)
-        if p_best < T.CLASSIFIER_SUPPORT and not any(m.kind == "exact" and best in m.departments
-                                                     for m in matches):
+        if p_best < T.CLASSIFIER_SUPPORT and not _heard_exactly(best, matches):
             # Only sound-alikes heard (卖房子 for 买房子) and the classifier not sure.
             confidence = min(confidence, T.DISAGREE_CAP)
     else:
-        exact = any(m.kind == "exact" and best in m.departments for m in matches)
+        exact = _heard_exactly(best, matches)
         complaint = guess in T.PRIORITY_DEPARTMENTS and p_best >= T.CLASSIFIER_COMPLAINT
         if complaint or not (exact and matcher_confidence >= T.ROUTE and p_of(best) >= T.MATCHER_KEEPS):
             if p_best >= p_of(best) or complaint:
