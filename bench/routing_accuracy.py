@@ -37,6 +37,12 @@ Sets (tests/data/):
   to 150 more hand-written complaints naming services in the corpus
 * utterances_heldout_i12g.jsonl 400 lines, written the same way after i12f was
   measured: the clean measure of the final state (never trained, tuned or looked into)
+* utterances_heldout_i12h.jsonl 400 lines by style (as i12g) and
+  utterances_heldout_i12i.jsonl 330 lines (the issue's styles, indirect 80, two_depts 40),
+  each written by a writer who read only the department list, after i12g was
+  measured; never trained, tuned or looked into: only their figures are printed.
+  When they came, i12c to i12g became development sets: their misses were read to
+  add the two-department corpus style and non-complaint situations
 * utterances_dev_two_depts.jsonl 120 lines naming two departments (request first, in
   the middle, last), written for developing that rule: tuned on
 
@@ -74,15 +80,13 @@ SETS = (("labelled (tuned on)", "utterances.jsonl", True),
         ("held-out 2", "utterances_holdout2.jsonl", True),
         ("issue 12 development set (never trained on; misses read)", "utterances_heldout_i12.jsonl", True),
         ("issue 12 b development set (never trained on; misses read)", "utterances_heldout_i12b.jsonl", True),
-        ("issue 12 c HELD-OUT (never trained, tuned or looked into)", "utterances_heldout_i12c.jsonl", False),
-        ("issue 12 d HELD-OUT (measured once, before the two-department word scoring; never trained, "
-         "tuned or looked into)", "utterances_heldout_i12d.jsonl", False),
-        ("issue 12 e HELD-OUT (measured once, before the complaint doubt; never trained, tuned or looked "
-         "into)", "utterances_heldout_i12e.jsonl", False),
-        ("issue 12 f HELD-OUT (measured once, before the complaint corpus; never trained, tuned or looked "
-         "into)", "utterances_heldout_i12f.jsonl", False),
-        ("issue 12 g HELD-OUT (written after i12f was measured; never trained, tuned or looked into)",
-         "utterances_heldout_i12g.jsonl", False),
+        ("issue 12 c (development set since its misses were read)", "utterances_heldout_i12c.jsonl", True),
+        ("issue 12 d (development set since its misses were read)", "utterances_heldout_i12d.jsonl", True),
+        ("issue 12 e (development set since its misses were read)", "utterances_heldout_i12e.jsonl", True),
+        ("issue 12 f (development set since its misses were read)", "utterances_heldout_i12f.jsonl", True),
+        ("issue 12 g (development set since its misses were read)", "utterances_heldout_i12g.jsonl", True),
+        ("issue 12 h HELD-OUT (never trained, tuned or looked into)", "utterances_heldout_i12h.jsonl", False),
+        ("issue 12 i HELD-OUT (never trained, tuned or looked into)", "utterances_heldout_i12i.jsonl", False),
         ("two-department development set (tuned on)", "utterances_dev_two_depts.jsonl", True))
 
 
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=20, help="timed passes over every line")
     parser.add_argument("--min-accuracy", type=float, default=None,
                         help="exit 1 if any part of any set is below this (0..1)")
-    parser.add_argument("--verbose", action="store_true", help="list every misrouted line (not of i12c to i12g)")
+    parser.add_argument("--verbose", action="store_true", help="list every misrouted line (not of i12h or i12i)")
     parser.add_argument("--cores", type=int, default=1, help="CPU cores the bench may use (default 1)")
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.cores])

@@ -6,7 +6,8 @@ utterances in the same order, and :func:`corpus_hash` names them.
 Styles: plain, colloquial, filler, dialect, short (frames x phrases); indirect
 (situations written by hand); complaint (complaints about any service are
 labelled ``complaint``); who_does (who the caller is + what they ask: the
-request decides); district (places x frames); person (requests for a person:
+request decides); two_depts (a circumstance of one department, ``[context]``, said
+before, after or around a request of another: labelled with the request's); district (places x frames); person (requests for a person:
 label ``operator``); none (out of scope: chit-chat, fragments, talk to someone
 else in the room, wrong numbers, noise: label ``none``, so the menu re-prompts);
 asr_noisy (recogniser-style variants of all of these,
@@ -34,6 +35,7 @@ SEED = "hotline-routing-corpus-1"
 PER_STYLE = {"plain": 70, "colloquial": 45, "filler": 45, "dialect": 35, "short": 40}
 COMPLAINT_ABOUT = 12     # per department: complaints about its services
 WHO_DOES = 10            # per department
+TWO_DEPTS = 40          # per department: its request beside another department's circumstance
 NOISY_SHARE = 0.35       # share of utterances that also get a recogniser-style variant
 
 
@@ -120,6 +122,8 @@ def generate(items: Iterable[KnowledgeItem], departments: Sequence[str],
         out.append(Utterance(sentence, NONE, "none", sentence))
         out.append(Utterance(rng.choice(templates["filler"]).replace("{x}", sentence), NONE, "none", sentence))
 
+    out.extend(_two_departments(per_dept, phrases, templates, random.Random(SEED + "-two-departments")))
+
     inventory = "".join(u.text for u in out) + "".join(i.question + i.answer for i in items)
     confusions = Confusions(inventory)
     noisy = [Utterance(confusions.noisy(u.text, rng), u.label, "asr_noisy", u.group)
@@ -133,6 +137,29 @@ def generate(items: Iterable[KnowledgeItem], departments: Sequence[str],
             seen.add((u.text, u.label))
             unique.append(u)
     return unique
+
+
+def _two_departments(per_dept: dict[str, dict[str, list[str]]], phrases: dict[str, list[str]],
+                     templates: dict[str, list[str]], rng: random.Random) -> list[Utterance]:
+    """A request of one department beside another's circumstance ("营业执照已经办下来了，
+    员工社保怎么交"): labelled with the request's department, in every order (the
+    frames of ``[two_depts]``: ``{c}`` a circumstance, ``{r}`` the request, ``{c2}`` a
+    second circumstance). Own random stream: adding it moves no other utterance."""
+    contexts = {d: s.get("context", []) for d, s in per_dept.items() if s.get("context")}
+    requests = [f for style in ("plain", "colloquial") for f in templates[style]]
+    out: list[Utterance] = []
+    for dept in sorted(contexts):
+        others = [d for d in sorted(contexts) if d != dept]
+        if not others or not phrases[dept]:
+            continue
+        for _ in range(TWO_DEPTS):
+            phrase = rng.choice(phrases[dept])
+            request = rng.choice(requests).replace("{x}", phrase)
+            first, second = rng.sample(others, 2) if len(others) > 1 else (others[0], others[0])
+            text = (rng.choice(templates["two_depts"]).replace("{c2}", rng.choice(contexts[second]))
+                    .replace("{c}", rng.choice(contexts[first])).replace("{r}", request))
+            out.append(Utterance(text, dept, "two_depts", phrase))
+    return out
 
 
 def corpus_hash(utterances: Iterable[Utterance]) -> str:

@@ -18,12 +18,14 @@ from routing.embedding import Embedder, EmbeddingUnavailable
 from routing.corpus import corpus_hash, generate
 
 DATA = Path(__file__).parent / "data"
-# Held-out sets of issue 12. i12c to i12g are never looked into: a failure names
+# Held-out sets of issue 12. i12h and i12i are never looked into: a failure names
 # only the corpus line that resembles one of their lines, never the held-out text.
+# i12c to i12g were kept so until their misses were read (development sets since).
 HELD_OUT = {"utterances_heldout_i12.jsonl": True, "utterances_heldout_i12b.jsonl": True,
-            "utterances_heldout_i12c.jsonl": False, "utterances_heldout_i12d.jsonl": False,
-            "utterances_heldout_i12e.jsonl": False, "utterances_heldout_i12f.jsonl": False,
-            "utterances_heldout_i12g.jsonl": False}
+            "utterances_heldout_i12c.jsonl": True, "utterances_heldout_i12d.jsonl": True,
+            "utterances_heldout_i12e.jsonl": True, "utterances_heldout_i12f.jsonl": True,
+            "utterances_heldout_i12g.jsonl": True, "utterances_heldout_i12h.jsonl": False,
+            "utterances_heldout_i12i.jsonl": False}
 ROOT = Path(__file__).resolve().parent.parent
 NEAR_DUPLICATE = 0.7   # Jaccard of character bigrams
 SHORT = 6              # characters: a phrase, not a sentence
@@ -89,7 +91,7 @@ def test_the_corpus_is_deterministic_and_covers_every_department_and_style(kb, c
     assert set(kb.departments) <= labels and "operator" in labels
     styles = {u.style for u in corpus}
     assert {"plain", "colloquial", "filler", "dialect", "short", "indirect", "complaint", "who_does",
-            "district", "person", "asr_noisy", "knowledge"} <= styles
+            "two_depts", "district", "person", "asr_noisy", "knowledge"} <= styles
     for dept in kb.departments:
         for style in ("plain", "indirect", "asr_noisy"):
             assert any(u.label == dept and u.style == style for u in corpus), (dept, style)
