@@ -83,13 +83,15 @@ def _operator_term(norm: str, syl: tuple[str, ...], knowledge: Knowledge,
 
 
 def _complaint_heard(norm: str, knowledge: Knowledge) -> bool:
-    """A complaint department term heard exactly, or the classifier's complaint."""
+    """A complaint department term heard exactly, or the classifier's complaint, or
+    complaint words ("提交了五次") with the classifier finding a complaint likely."""
     content = strip_fillers(norm)[0]
     if any(m.kind == "exact" and set(m.departments) & set(T.PRIORITY_DEPARTMENTS)
            for m in find_matches(content, knowledge)):
         return True
     probs = knowledge.classifier.probabilities(content)
-    return any(probs.get(d, 0.0) >= T.CLASSIFIER_COMPLAINT for d in T.PRIORITY_DEPARTMENTS)
+    likely = T.COMPLAINT_LIKELY if _COMPLAINT_CUE.search(content) else T.CLASSIFIER_COMPLAINT
+    return any(probs.get(d, 0.0) >= likely for d in T.PRIORITY_DEPARTMENTS)
 
 
 # ------------------------------------------------------------------ keys
@@ -445,6 +447,10 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
                         reason=f"out of scope (classifier none {probs[NONE]:.2f})",
                         menu=menu if attempt >= T.MAX_SPEECH_ATTEMPTS else None)
     heard = _describe(matches)
+    if probs and OPERATOR in probs:
+        # A request for a person and the general desk lead to the same queue: "要个人帮我"
+        # split between the two is not less sure than a department's share.
+        probs = {**probs, fallback: probs.get(fallback, 0.0) + probs[OPERATOR]}
     ranked = sorted(((p, d) for d, p in probs.items() if d in knowledge.departments), reverse=True)
     p_best, guess = ranked[0] if ranked else (0.0, None)
     p_of = lambda d: probs.get(d, 0.0)  # noqa: E731
@@ -466,7 +472,7 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
                                 confidence=T.TOPIC_ONLY_CONFIDENCE, item_score=item_score,
                                 reason=f"self-service topic {'/'.join(topics)} with no department -> {item_id}"
                                        f"; {said}")
-        if guess is not None and p_best >= T.CLASSIFIER_CONFIRM:
+        if guess is not None and p_best >= (T.FALLBACK_CONFIRM if guess == fallback else T.CLASSIFIER_CONFIRM):
             best, confidence = guess, p_best
             if confidence < T.CLASSIFIER_ROUTE:
                 confidence = min(confidence, T.DISAGREE_CAP)
@@ -487,7 +493,12 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
     else:
         exact = _heard_exactly(best, matches)
         complaint = guess in T.PRIORITY_DEPARTMENTS and p_best >= T.CLASSIFIER_COMPLAINT
-        if complaint or not (exact and matcher_confidence >= T.ROUTE and p_of(best) >= T.MATCHER_KEEPS):
+        # The general desk's words are generic ("办事大厅"): they do not stand against
+        # a classifier that places the caller elsewhere.
+        # Nor do words said as background ("离婚手续办完了，房子…"; "我是开出租的").
+        keeps = (exact and matcher_confidence >= T.ROUTE and p_of(best) >= T.MATCHER_KEEPS and best != fallback
+                 and _word_scores(content, matches, (best,)).get(best, (0, 0))[0] >= 0)
+        if complaint or not keeps:
             if p_best >= p_of(best) or complaint:
                 best = guess
         confidence = min(max(matcher_confidence, p_of(best)), T.DISAGREE_CAP)
@@ -497,16 +508,21 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
                   or _COMPLAINT_CUE.search(content) is not None))
     if doubt:
         # Perhaps a complaint about the service it names ("营业执照被退回三次"): ask,
-        # do not transfer to the department complained about.
+        # do not transfer to the department complained about; and with complaint words
+        # heard and the classifier finding it likely enough, the complaint is what is asked.
         confidence = min(confidence, T.DISAGREE_CAP)
-    other = _second_department(best, matches, scores)
+        complaint = next((d for d in T.PRIORITY_DEPARTMENTS if probs.get(d, 0.0) >= T.COMPLAINT_LIKELY), None)
+        if complaint is not None and _COMPLAINT_CUE.search(content) is not None:
+            best = complaint
+    others = _other_departments(best, matches, scores)
+    other = others[0] if others else None
     if other is not None:
         # Two departments' matters named ("公积金贷款买的房，想办房产证"): what the
         # caller asks to do decides, and that is too easy to get wrong to transfer.
         confidence = min(confidence, T.DISAGREE_CAP)
-        asked = _asked_for(content, matches, (best, other), probs)
-        if asked == other and not {best, other} & set(T.PLACE_DEPARTMENTS):
-            best, other = other, best
+        asked = _asked_for(content, matches, (best, *others), probs)
+        if asked is not None and asked != best and not {best, asked} & set(T.PLACE_DEPARTMENTS):
+            best, other = asked, best
 
     item_id, item_score, how = choose_item(best, matches, topics, content, knowledge)
     item = knowledge.items.get(item_id) if item_id else None
@@ -535,24 +551,21 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
                     item_score=item_score, reason=reason)
 
 
-def _second_department(best: str, matches: list[Match], scores: list[tuple[str, float]]) -> str | None:
-    """Another department named as surely as the chosen one: heard exactly,
-    scoring at least ``TWO_DEPARTMENTS``, on words of its own (not the chosen
-    department's too). The complaint department is not "another" department: a
+def _other_departments(best: str, matches: list[Match], scores: list[tuple[str, float]]) -> list[str]:
+    """Other departments named as surely as the chosen one: heard exactly, scoring
+    at least ``TWO_DEPARTMENTS``, on words of their own (not the chosen department's
+    too), best first. The complaint department is not "another" department: a
     complaint names the service it is about."""
-    for dept, score in scores:
-        if dept == best or score < T.TWO_DEPARTMENTS or dept in T.PRIORITY_DEPARTMENTS:
-            continue
-        if best in T.PRIORITY_DEPARTMENTS:
-            return None
-        if any(m.kind == "exact" and dept in m.departments and best not in m.departments for m in matches):
-            return dept
-    return None
+    if best in T.PRIORITY_DEPARTMENTS:
+        return []
+    return [dept for dept, score in scores
+            if dept != best and score >= T.TWO_DEPARTMENTS and dept not in T.PRIORITY_DEPARTMENTS
+            and any(m.kind == "exact" and dept in m.departments and best not in m.departments for m in matches)]
 
 
-def _asked_for(content: str, matches: list[Match], departments: tuple[str, str],
+def _asked_for(content: str, matches: list[Match], departments: tuple[str, ...],
                probs: dict[str, float]) -> str | None:
-    """Of two departments named (each heard exactly), the one the caller asks for.
+    """Of two (or more) departments named (each heard exactly), the one the caller asks for.
 
     Every exact word of either department is scored by what surrounds it: a wish or
     a question word before it ("想办", "怎么", "申请"), a question after it ("…吗",
@@ -563,6 +576,19 @@ def _asked_for(content: str, matches: list[Match], departments: tuple[str, str],
     put the circumstances first and the request last ("营业执照办下来了，我想给员工
     交社保"). A transcript has no punctuation, so windows of characters stand in for
     clauses."""
+    best = _word_scores(content, matches, departments)
+    if len(best) < 2:
+        return None
+    top = max(score for score, _ in best.values())
+    tied = sorted((d for d in best if best[d][0] == top), key=lambda d: -probs.get(d, 0.0))
+    if len(tied) > 1 and probs.get(tied[0], 0.0) - probs.get(tied[1], 0.0) >= T.TIE_MARGIN:
+        return tied[0]
+    return max(tied, key=lambda d: best[d])
+
+
+def _word_scores(content: str, matches: list[Match], departments: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+    """Per department, the best (score, start) of its exact words by what surrounds
+    them (see :func:`_asked_for`): above 0 asked for, below 0 said as background."""
     best: dict[str, tuple[int, int]] = {}
     for m in matches:
         if m.kind != "exact":
@@ -588,14 +614,7 @@ def _asked_for(content: str, matches: list[Match], departments: tuple[str, str],
         old = best.get(owners[0])
         if old is None or (score, m.start) > old:
             best[owners[0]] = (score, m.start)
-    if len(best) != 2:
-        return None
-    first, second = departments
-    if best[first][0] == best[second][0]:
-        p_first, p_second = probs.get(first, 0.0), probs.get(second, 0.0)
-        if abs(p_first - p_second) >= T.TIE_MARGIN:
-            return first if p_first > p_second else second
-    return max(best, key=lambda d: best[d])
+    return best
 
 
 def _model_note(probs: dict[str, float]) -> tuple[tuple[str, float], ...]:

@@ -80,6 +80,10 @@ CLASSIFIER_NONE = 0.50           # P(none) (out of scope) at or above this, no s
 # without a question; only a very sure classifier may transfer on its own.
 CLASSIFIER_ROUTE = 0.95
 CLASSIFIER_CONFIRM = 0.45        # ...or confirm its department
+# The general desk guessed by the classifier alone: a vague request ("我要办手续")
+# is asked again ("请说说您要办什么"), not offered a person, unless the classifier is
+# surer (no cost on the development sets from 0.45 up to 0.60).
+FALLBACK_CONFIRM = 0.55
 AGREE_BONUS = 0.10               # matcher and classifier name the same department
 # ...but when the matcher heard only sound-alikes, the classifier must give the
 # department at least this much for the caller to be routed without a question
@@ -108,6 +112,9 @@ CLASSIFIER_COMPLAINT = 0.50
 # service were transferred to it. 0.10 added no confirmation to the ~1,200 lines of
 # the development sets.
 COMPLAINT_DOUBT = 0.10
+# ...and with complaint words heard too (vocabulary.COMPLAINT_CUES), one it finds at
+# least this likely is the complaint that is confirmed, not the service it names.
+COMPLAINT_LIKELY = 0.15
 # A self-service answer is played only if the classifier agrees the caller asks
 # about that department with at least this probability (a complaint about the
 # opening hours is a complaint, not a question about them).
