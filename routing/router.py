@@ -41,6 +41,7 @@ from routing.vocabulary import (
     OPERATOR_NOUNS,
     OPERATOR_EXCEPTIONS,
     OPERATOR_NEGATIONS,
+    NEGATION_EXCEPTIONS,
     TRANSFER_CUES,
 )
 
@@ -70,8 +71,10 @@ def _operator_term(norm: str, syl: tuple[str, ...], knowledge: Knowledge,
                 continue
             if chunk != word and tuple(syl[start:start + n]) != word_syl:
                 continue
-            before = text[max(0, start - 3):start]
-            if any(neg in before for neg in OPERATOR_NEGATIONS):
+            before = text[max(0, start - 4):start]
+            for word_with_bie in NEGATION_EXCEPTIONS:
+                before = before.replace(word_with_bie, "_" * len(word_with_bie))
+            if any(neg in before[-3:] for neg in OPERATOR_NEGATIONS):
                 continue
             if chunk != word:
                 # A homophone (人公) must not be part of a real word (老年人公交卡).
@@ -596,12 +599,20 @@ def _word_scores(content: str, matches: list[Match], departments: tuple[str, ...
         owners = [d for d in departments if d in m.departments]
         if len(owners) != 1:
             continue
-        before = content[max(0, m.start - REQUEST_WINDOW):m.start]
+        window = max(0, m.start - REQUEST_WINDOW)
+        before = content[window:m.start]
         after = content[m.end:m.end + QUESTION_WINDOW]
         score = 0
-        if any(cue in before and not any(p in before[before.rindex(cue) + len(cue):] for p in CLAUSE_SUBJECTS)
-               for cue in REQUEST_CUES):
-            # ...unless a new subject comes between ("医保卡怎么办理，我户口刚迁过来").
+
+        def governs(cue: str) -> bool:
+            # A wish is for the next thing named: not across a new subject ("医保卡怎么办理，
+            # 我户口刚迁过来") nor across another department's word ("我想申请低保人社那边…").
+            end = window + before.rindex(cue) + len(cue)
+            return (not any(p in content[end:m.start] for p in CLAUSE_SUBJECTS)
+                    and not any(o.kind == "exact" and owners[0] not in o.departments and end <= o.start
+                                and o.end <= m.start for o in matches))
+
+        if any(cue in before and governs(cue) for cue in REQUEST_CUES):
             score += 1
         if any(cue in after for cue in QUESTION_CUES):
             score += 1

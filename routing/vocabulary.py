@@ -19,6 +19,9 @@ OPERATOR_TERMS = (
 )
 # ...unless the caller says the opposite, or the words are part of something else.
 OPERATOR_NEGATIONS = ("不要", "不用", "不需要", "别", "不找")
+# ...but 别 in these words is no "don't" ("没识别对，换人工吧").
+NEGATION_EXCEPTIONS = ("识别", "区别", "特别", "类别", "级别", "分别", "告别", "辨别", "鉴别", "性别", "差别",
+                       "个别")
 OPERATOR_EXCEPTIONS = ("找人社", "人工智能", "人工授精", "人工费")
 # Words for the people themselves, which a complaint can be about ("客服态度太差了",
 # "我要投诉你们的客服"): with a complaint heard, they are not a request for a person.
@@ -70,14 +73,15 @@ CONFIRM_KEYS = {"1": True, "2": False}   # "是请按1，不是请按2"
 # Before who the caller is ("我是个体户", "作为退休职工"): against.
 IDENTITY_CUES = ("我是", "我们是", "是个", "是一名", "是一个", "作为", "身为", "本人是")
 # After something already done ("房产证已经拿到了", "契税交完了"): against.
-DONE_CUES = ("已经", "办好", "拿到", "有了", "下来了", "交完", "办完", "弄好", "办下来")
+DONE_CUES = ("已经", "办好", "拿到", "有了", "下来了", "交完", "办完", "弄好", "办下来", "还清", "做过", "办过", "领完",
+             "落好", "上好", "交满")
 DONE_WINDOW = 4
 # Before a reason ("因为离婚", "为了买房"): against.
 REASON_CUES = ("因为", "为了", "由于")
 # A wish or a question word before the word: for.
 REQUEST_CUES = ("想", "要办", "要去", "要交", "要开", "要补", "要换", "要领", "怎么", "咋", "如何", "申请",
                 "办理", "能不能", "可不可以", "可以", "需要", "给他办", "给她办", "帮我", "问问", "问一下",
-                "问下", "咨询", "打听")
+                "问下", "咨询", "打听", "补办", "换领", "申领", "开具", "来办", "参加", "要给", "要把")
 REQUEST_WINDOW = 5
 # A subject between a wish and a department word starts another clause.
 CLAUSE_SUBJECTS = ("我", "他", "她", "我们", "你们", "孩子", "老人")
@@ -100,4 +104,6 @@ COMPLAINT_CUES = (
     "互相推", "相互推", "一改再改", "说一套做一套", "变来变去", "标准老变", "太乱", r"效率.{0,2}低",
     "合理吗", "听谁的", r"没有?(任何)?(回复|答复|回音)", r"不给(票|发票|收据|说法|答复)", "弄丢", "搞丢",
     "耽误",
+    # a broken online system
+    "闪退", "报错", "打不开", "登不上", "进不去", "卡死", "维护中", r"(提交|上传|申报|登录|注册)\S{0,4}失败", "空号",
 )
