@@ -40,9 +40,13 @@ Sets (tests/data/):
 * utterances_heldout_i12h.jsonl 400 lines by style (as i12g) and
   utterances_heldout_i12i.jsonl 330 lines (the issue's styles, indirect 80, two_depts 40),
   each written by a writer who read only the department list, after i12g was
-  measured; never trained, tuned or looked into: only their figures are printed.
-  When they came, i12c to i12g became development sets: their misses were read to
-  add the two-department corpus style and non-complaint situations
+  measured. When they came, i12c to i12g became development sets: their misses were
+  read to add the two-department corpus style and non-complaint situations. i12h and
+  i12i were measured once after that (94.8 % and 96.7 %), and their misses were read
+  in turn: development sets too since
+* utterances_heldout_i12j.jsonl 400 lines by style, written the same way after i12h
+  and i12i were measured: never trained, tuned or looked into; only its figures are
+  printed
 * utterances_dev_two_depts.jsonl 120 lines naming two departments (request first, in
   the middle, last), written for developing that rule: tuned on
 
@@ -85,8 +89,11 @@ SETS = (("labelled (tuned on)", "utterances.jsonl", True),
         ("issue 12 e (development set since its misses were read)", "utterances_heldout_i12e.jsonl", True),
         ("issue 12 f (development set since its misses were read)", "utterances_heldout_i12f.jsonl", True),
         ("issue 12 g (development set since its misses were read)", "utterances_heldout_i12g.jsonl", True),
-        ("issue 12 h HELD-OUT (never trained, tuned or looked into)", "utterances_heldout_i12h.jsonl", False),
-        ("issue 12 i HELD-OUT (never trained, tuned or looked into)", "utterances_heldout_i12i.jsonl", False),
+        ("issue 12 h (measured once; development set since its misses were read)",
+         "utterances_heldout_i12h.jsonl", True),
+        ("issue 12 i (measured once; development set since its misses were read)",
+         "utterances_heldout_i12i.jsonl", True),
+        ("issue 12 j HELD-OUT (never trained, tuned or looked into)", "utterances_heldout_i12j.jsonl", False),
         ("two-department development set (tuned on)", "utterances_dev_two_depts.jsonl", True))
 
 
@@ -116,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=20, help="timed passes over every line")
     parser.add_argument("--min-accuracy", type=float, default=None,
                         help="exit 1 if any part of any set is below this (0..1)")
-    parser.add_argument("--verbose", action="store_true", help="list every misrouted line (not of i12h or i12i)")
+    parser.add_argument("--verbose", action="store_true", help="list every misrouted line (not of i12j)")
     parser.add_argument("--cores", type=int, default=1, help="CPU cores the bench may use (default 1)")
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.cores])
