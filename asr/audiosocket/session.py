@@ -33,7 +33,7 @@ from typing import AsyncIterator, Sequence
 from asr.audiosocket.events import Dtmf, Ended, SessionEvent
 from asr.audiosocket.framing import Frame, FrameDecoder, Kind, ProtocolError, audio_frames, hangup_frame
 from asr.engine.pool import AsrUnavailable, RecognizerPool
-from asr.engine.results import Partial, StreamFailed
+from asr.engine.results import Final, Partial, StreamFailed
 from hotline.settings import AsrSettings
 from asr.engine.stream import Stream
 from hotline.logs import bound_call, get_logger
@@ -48,7 +48,7 @@ HANGUP_GRACE = 2.0           # Asterisk closes after our 00 00 00; if not, we do
 
 
 class _AudioQueue:
-    """Audio waiting for the decoder: (pcm, received_at, due) items, bounded in
+    """Audio waiting for the decoder: (pcm, received_at, due, turn) items, bounded in
     bytes and in frames. What does not fit is dropped and counted."""
 
     def __init__(self, max_bytes: int, max_frames: int):
@@ -63,7 +63,7 @@ class _AudioQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, item: tuple[bytes, float, float]) -> bool:
+    def put(self, item: tuple[bytes, float, float, int]) -> bool:
         if len(self._items) >= self.max_frames or self._bytes + len(item[0]) > self.max_bytes:
             self.dropped += 1
             return False
@@ -78,7 +78,7 @@ class _AudioQueue:
         self._bytes = 0
         self._ready.clear()
 
-    async def take(self, max_bytes: int) -> list[tuple[bytes, float, float]]:
+    async def take(self, max_bytes: int) -> list[tuple[bytes, float, float, int]]:
         """Wait for audio; return the first item and whatever follows it, up to ``max_bytes``."""
         while not self._items:
             self._ready.clear()
@@ -111,6 +111,8 @@ class CallSession:
         self._done = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
         self._stream: Stream | None = None
+        # Counts reset_recognition(): audio and results of an earlier turn are dropped.
+        self._turn = 0
         self._owner_reason: tuple[str, str] | None = None
         # The prompt being played: resolving ``_stop`` ends it at once (barge-in,
         # stop_playback); ``_idle`` is set while nothing plays.
@@ -206,6 +208,9 @@ class CallSession:
         before, so it goes too (a batch being decoded is decoded first: the
         stream runs its jobs in order)."""
         if self._stream is not None and self._stream.is_open:
+            # A batch the decode loop has already taken is not in the queue: the turn
+            # number tells it apart (not fed, or its results dropped).
+            self._turn += 1
             self._audio.clear()
             await self._stream.reset()
 
@@ -390,7 +395,8 @@ class CallSession:
             self._due = max(self._due + seconds, now)
             stream = self._stream
             if frame.payload and not self.flooded and stream is not None and stream.is_open:
-                if not self._audio.put((frame.payload, now, self._due)) and self._audio.dropped == 1:
+                queued = self._audio.put((frame.payload, now, self._due, self._turn))
+                if not queued and self._audio.dropped == 1:
                     self._log("warning", "audiosocket.audio_dropped", queued=len(self._audio),
                               limit=self._audio.max_frames)
         elif frame.kind is Kind.DTMF:
@@ -449,10 +455,14 @@ class CallSession:
             # has queued up (up to a second) goes in one job. (Always gathering
             # 60-100 ms per job was measured too: no more calls per machine,
             # later results.)
-            batch = await self._audio.take(coalesce)
+            taken = await self._audio.take(coalesce)
+            turn = self._turn
+            batch = [item for item in taken if item[3] == turn]
             stream = self._stream
             if stream is None or not stream.is_open:
                 self._audio.clear()
+                continue
+            if not batch or turn != self._turn:     # audio of a turn that has ended
                 continue
             received_at, first_due, last_due = batch[0][1], batch[0][2], batch[-1][2]
             behind = loop.time() - first_due
@@ -462,6 +472,10 @@ class CallSession:
                 continue
             results = await stream.feed(b"".join(item[0] for item in batch), received_at)
             self.audio_frames_decoded += len(batch)
+            if turn != self._turn:
+                # Reset while this batch was decoded: what it gave belongs to the ended
+                # turn ("the first turn's words began the second turn's partials").
+                results = [r for r in results if not isinstance(r, (Partial, Final))]
             for result in results:
                 self._emit(result)
             self.max_lag = max(self.max_lag, loop.time() - last_due)
