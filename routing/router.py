@@ -506,16 +506,17 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
                 best = guess
         confidence = min(max(matcher_confidence, p_of(best)), T.DISAGREE_CAP)
 
+    complaint_words = _COMPLAINT_CUE.search(content) is not None
     doubt = (best not in T.PRIORITY_DEPARTMENTS
              and (any(probs.get(d, 0.0) >= T.COMPLAINT_DOUBT for d in T.PRIORITY_DEPARTMENTS)
-                  or _COMPLAINT_CUE.search(content) is not None))
+                  or complaint_words))
     if doubt:
         # Perhaps a complaint about the service it names ("营业执照被退回三次"): ask,
         # do not transfer to the department complained about; and with complaint words
         # heard and the classifier finding it likely enough, the complaint is what is asked.
         confidence = min(confidence, T.DISAGREE_CAP)
         complaint = next((d for d in T.PRIORITY_DEPARTMENTS if probs.get(d, 0.0) >= T.COMPLAINT_LIKELY), None)
-        if complaint is not None and _COMPLAINT_CUE.search(content) is not None:
+        if complaint is not None and complaint_words:
             best = complaint
     others = _other_departments(best, matches, scores)
     other = others[0] if others else None
