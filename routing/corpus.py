@@ -7,7 +7,8 @@ Styles: plain, colloquial, filler, dialect, short (frames x phrases); indirect
 (situations written by hand); complaint (complaints about any service are
 labelled ``complaint``); who_does (who the caller is + what they ask: the
 request decides); two_depts (a circumstance of one department, ``[context]``, said
-before, after or around a request of another: labelled with the request's); district (places x frames); person (requests for a person:
+before, after or around a request of another: labelled with the request's; and the
+hand-written whole sentences of ``[mixed]``, which do the same); district (places x frames); person (requests for a person:
 label ``operator``); none (out of scope: chit-chat, fragments, talk to someone
 else in the room, wrong numbers, noise: label ``none``, so the menu re-prompts);
 asr_noisy (recogniser-style variants of all of these,
@@ -100,6 +101,8 @@ def generate(items: Iterable[KnowledgeItem], departments: Sequence[str],
                                  sentence))
         for sentence in per_dept[dept].get("dialect", []):
             out.append(Utterance(sentence, dept, "dialect", sentence))
+        for sentence in per_dept[dept].get("mixed", []):
+            out.append(Utterance(sentence, dept, "two_depts", sentence))
         for item in items:
             if item.department == dept:
                 out.extend(Utterance(q, dept, "knowledge", item.id) for q in (item.question, *item.alternatives))
