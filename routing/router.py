@@ -502,7 +502,10 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
         keeps = (exact and matcher_confidence >= T.ROUTE and p_of(best) >= T.MATCHER_KEEPS and best != fallback
                  and _word_scores(content, matches, (best,)).get(best, (0, 0))[0] >= 0)
         if complaint or not keeps:
-            if p_best >= p_of(best) or complaint:
+            # A department the matcher heard surely (a term or its sound-alike) is not
+            # given up for a classifier that barely prefers another ("企业年包": 企业年报).
+            margin = T.CLASSIFIER_OVERRIDE if matcher_confidence >= T.ROUTE else 0.0
+            if p_best >= p_of(best) + margin or complaint:
                 best = guess
         confidence = min(max(matcher_confidence, p_of(best)), T.DISAGREE_CAP)
 
