@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = report.summary()
         all_texts.extend(r.transcript for r in report.evaluated)
         figures[name] = {k: summary[k] for k in ("lines", "correct", "accuracy", "by_kind", "knowledge_item",
-                                                 "actions", "confusion", "wrong_without_confirmation")}
+                                                 "actions", "confusion", "wrong_without_confirmation",
+                                                 "right_at_second_offer")}
         parts = [summary["accuracy"], *(k["accuracy"] for k in summary["by_kind"].values())]
         if args.min_accuracy is not None and any(p is None or p < args.min_accuracy for p in parts):
             failed = True
@@ -185,10 +186,12 @@ def main(argv: list[str] | None = None) -> int:
             text_out.append(f"== {title}: {name}")
             text_out.append(f"accuracy {100 * summary['accuracy']:.1f}% ({summary['correct']}/{summary['lines']}), "
                             f"wrong without confirmation {summary['wrong_without_confirmation']} "
-                            f"({100 * summary['wrong_without_confirmation'] / summary['lines']:.2f}%)")
+                            f"({100 * summary['wrong_without_confirmation'] / summary['lines']:.2f}%), "
+                            f"a wrong confirmation whose second offer is right {summary['right_at_second_offer']}")
             for kind, k in summary["by_kind"].items():
                 text_out.append(f"  {kind:<10} {100 * k['accuracy']:5.1f}% ({k['correct']}/{k['lines']}), "
-                                f"wrong without confirmation {k['wrong_without_confirmation']}")
+                                f"wrong without confirmation {k['wrong_without_confirmation']}, "
+                                f"right at the second offer {k['right_at_second_offer']}")
             kb = summary["knowledge_item"]
             if kb["lines"]:
                 text_out.append(f"  knowledge item {100 * kb['accuracy']:.1f}% ({kb['correct']}/{kb['lines']})")

@@ -54,6 +54,7 @@ class Decision:
     model: tuple[tuple[str, float], ...] = ()   # the classifier's top classes and probabilities
     model_id: tuple[tuple[str, str], ...] = ()  # the classifier's version, training-data and file hashes
     out_of_scope: bool = False     # chit-chat, a wrong number, talk to someone else: not a question
+    alternative: str | None = None  # (confirm) the department offered next if the caller says no
 
     @property
     def unplaced(self) -> bool:
@@ -86,6 +87,7 @@ class Decision:
             "classifier": {label: round(p, 3) for label, p in self.model},
             "model": dict(self.model_id),
             "out_of_scope": self.out_of_scope,
+            "alternative": self.alternative,
         }
 
 
@@ -122,6 +124,8 @@ def timeline_detail(decision: Decision, *, transcripts: Iterable[str] = (),
         detail["key"] = decision.key
     if decision.menu is not None:
         detail["menu"] = decision.menu
+    if decision.alternative is not None:
+        detail["alternative"] = decision.alternative
     if extra:
         detail.update(extra)
     return detail

@@ -169,8 +169,12 @@ class Report:
                                                                              Action.OPERATOR))
         wrong_confident = sum(1 for r in rows if not r.correct and r.decision.action in (
             Action.ROUTE, Action.SELF_SERVICE, Action.OPERATOR))
+        # Confirmed the wrong department, but the one offered after the caller's no is right.
+        second = sum(1 for r in rows if not r.correct and r.decision.action is Action.CONFIRM
+                     and r.decision.alternative is not None and r.decision.alternative == r.expected)
         return {"lines": n, "correct": correct, "accuracy": correct / n if n else None,
-                "correct_without_confirmation": direct, "wrong_without_confirmation": wrong_confident}
+                "correct_without_confirmation": direct, "wrong_without_confirmation": wrong_confident,
+                "right_at_second_offer": second}
 
     def summary(self) -> dict[str, Any]:
         rows = self.evaluated
@@ -276,7 +280,8 @@ def format_report(report: Report, *, title: str | None = None, departments: Sequ
     for reason, n in s["skip_reasons"].items():
         out.append(f"  skipped {n}: {reason}")
     out.append(f"accuracy {_pct(s['accuracy'])} ({s['correct']}/{s['lines']}); routed without confirmation "
-               f"{s['correct_without_confirmation']} correct, {s['wrong_without_confirmation']} wrong")
+               f"{s['correct_without_confirmation']} correct, {s['wrong_without_confirmation']} wrong; "
+               f"confirmed wrong but right at the second offer {s['right_at_second_offer']}")
     for kind, k in s["by_kind"].items():
         out.append(f"  {kind:<10} {_pct(k['accuracy']):>7} ({k['correct']}/{k['lines']}), "
                    f"wrong without confirmation {k['wrong_without_confirmation']}")

@@ -541,6 +541,7 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
             action = Action.ROUTE
     else:
         action = Action.CONFIRM
+    alternative = _alternative(best, other, ranked) if action is Action.CONFIRM else None
     reason = f"{best} {dict(scores).get(best, 0.0):.2f} ({heard}); {said}"
     if len(scores) > 1:
         reason += f"; next {scores[1][0]} {runner_up:.2f}"
@@ -554,8 +555,19 @@ def route(text: str, knowledge: Knowledge, *, attempt: int = 1, menu: str = "mai
         reason += f"; also named {other}: confirm"
     if doubt:
         reason += "; perhaps a complaint: confirm"
+    if alternative is not None:
+        reason += f"; if not, {alternative}"
     return Decision(**common, action=action, department=best, item=item_id, confidence=confidence,
-                    item_score=item_score, reason=reason)
+                    item_score=item_score, reason=reason, alternative=alternative)
+
+
+def _alternative(best: str, other: str | None, ranked: list[tuple[float, str]]) -> str | None:
+    """What a confirmation offers after a no: the other department named
+    ("我想给孩子办医保，户口刚落好": 医保 confirmed, 户籍 next), else the
+    classifier's next department if it finds it likely enough."""
+    if other is not None and other != best:
+        return other
+    return next((d for p, d in ranked if d != best and p >= T.ALTERNATIVE_OFFER), None)
 
 
 def _other_departments(best: str, matches: list[Match], scores: list[tuple[str, float]]) -> list[str]:

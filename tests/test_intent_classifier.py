@@ -233,6 +233,7 @@ def test_two_departments_named_cost_a_confirmation_of_the_one_asked_for(kb, text
     assert decision.action is Action.CONFIRM, decision.reason
     assert decision.department == department
     assert f"also named {also}" in decision.reason
+    assert decision.alternative == also     # offered if the caller says no
 
 
 @pytest.mark.parametrize("text", ["今天天气怎么样", "喂喂，听得到吗", "妈，你小点声，我在打电话", "这是外卖电话吗"])

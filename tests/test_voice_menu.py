@@ -64,6 +64,13 @@ AMBIGUOUS_KNOWLEDGE = {
     "tax": [item("tax", "filing", ["세금 신고"])],
 }
 
+# The same words the other way round: 연금 (named last) is medical insurance's.
+OTHER_WAY_KNOWLEDGE = {
+    "medical_insurance": [item("medical_insurance", "pension", ["연금"])],
+    "social_security": [item("social_security", "national", ["국민"])],
+    "tax": [item("tax", "filing", ["세금 신고"])],
+}
+
 
 def write_knowledge(folder: Path, knowledge: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
@@ -190,6 +197,32 @@ async def test_talking_over_the_greeting_stops_it_and_an_unsure_match_is_confirm
     assert confirm == [{"department": "social_security", "transcript": None, "key": "1", "answer": "yes",
                         "turn": 1}]
     assert "EXEC Queue social_security,c" in agi_sent(server)
+    assert call["department"] == "social_security"
+
+
+async def test_a_no_to_the_confirmation_offers_the_other_department_named(voice_settings, db):
+    """Two departments' words heard (국민, 연금), the one named last confirmed
+    first; the caller presses 2 (no), the menu offers the other one named instead
+    of starting over, and the caller's 1 queues them there."""
+    settings = voice_settings(OTHER_WAY_KNOWLEDGE)
+    caller = AudioSocketCaller([Quiet(0.4), Say(audio("03-gukmin-yeongeum.wav"), over_prompt=True),
+                                Press("2"), Press("1")], speed=SPEED)
+    async with voice_call(settings, db, caller) as (emulator, bridge, server):
+        call = await ended_call(db, MENU_CALL, timeout=30)
+        await bridge.settle()
+    assert server.unexpected == []
+
+    heard = await timeline_detail(db, MENU_CALL, "voice.heard")
+    assert [h["action"] for h in heard] == ["confirm"]
+    assert heard[0]["department"] == "medical_insurance" and heard[0]["alternative"] == "social_security"
+    assert heard[0]["reaction"] == "confirmed_alternative"
+    confirm = await timeline_detail(db, MENU_CALL, "voice.confirm")
+    assert confirm == [
+        {"department": "medical_insurance", "transcript": None, "key": "2", "answer": "no", "turn": 1},
+        {"department": "social_security", "transcript": None, "key": "1", "answer": "yes", "turn": 1,
+         "alternative": True}]
+    sent = agi_sent(server)
+    assert "EXEC Queue social_security,c" in sent and "EXEC Queue medical_insurance,c" not in sent
     assert call["department"] == "social_security"
 
 

@@ -53,7 +53,8 @@ class Reaction(str, Enum):
     DIALPLAN_FALLBACK = "dialplan_fallback"      # the AGI session ended: the dialplan's queue
     GOODBYE = "goodbye"                          # nothing more asked after an answer
     CONFIRMED_YES = "confirmed_yes"
-    CONFIRMED_NO = "confirmed_no"
+    CONFIRMED_NO = "confirmed_no"                # no to every department offered
+    CONFIRMED_ALTERNATIVE = "confirmed_alternative"  # no to the first, yes to the alternative offered next
     CONFIRM_UNCLEAR = "confirm_unclear"          # no yes or no twice: asked again from the start
     CONFIRM_INTERRUPTED = "confirm_interrupted"  # a key, a failure or the end of the connection
     ROUTED_CORRECTION = "routed_correction"      # "不是，我要办社保": routed to the one named
@@ -246,37 +247,58 @@ class _Dialogue:
         return Reaction.REPROMPTED, None
 
     async def _confirm(self, session: CallSession, decision: Decision) -> tuple[Reaction, VoiceOutcome | None]:
-        department = decision.department
-        name = self.menu.knowledge.department_names[department]
+        """Ask whether the decision's department is right; after a plain no, offer
+        its alternative (the other department named, or the classifier's next) once
+        before asking again from the start."""
+        offers = [decision.department]
+        if decision.alternative is not None and decision.alternative != decision.department:
+            offers.append(decision.alternative)
         if self.menu.confirm_grammar is not None:
             await session.set_grammar(self.menu.confirm_grammar)
         try:
-            prompt: tuple[str, dict[str, str]] = ("confirm", {"department": name, "code": department})
-            for turn in (1, 2):
-                heard = await self._ask(session, *prompt)
-                if heard.kind in (HeardKind.FAILED, HeardKind.ENDED) or (
-                        heard.kind is HeardKind.KEY and heard.key in (
-                            self.menu.settings.menu.operator_digit, KEYPAD_KEY)):
-                    outcome = await self._keys_and_failures(session, heard)
-                    return Reaction.CONFIRM_INTERRUPTED, outcome
-                answer = confirm_answer(heard.text, heard.key or None) if heard.kind is not HeardKind.SILENCE \
-                    else Answer.UNCLEAR
-                self.record("voice.confirm", {"department": department, "transcript": heard.text or None,
-                                              "key": heard.key or None, "answer": answer.value, "turn": turn})
-                if answer is Answer.YES:
-                    await self._say(session, "transfer", department=name, code=department)
-                    return Reaction.CONFIRMED_YES, VoiceOutcome(Outcome.ROUTE, department=department,
-                                                                reason="confirmed")
-                if answer is Answer.NO:
-                    return await self._correction(session, heard, department)
-                prompt = ("confirm_again", {})
-            return Reaction.CONFIRM_UNCLEAR, None
+            for number, department in enumerate(offers):
+                reaction, outcome, heard = await self._offer(session, department, alternative=number > 0)
+                if reaction is not Reaction.CONFIRMED_NO:
+                    if reaction is Reaction.CONFIRMED_YES and number > 0:
+                        reaction = Reaction.CONFIRMED_ALTERNATIVE
+                    return reaction, outcome
+                corrected = await self._correction(session, heard, department)
+                if corrected is not None:
+                    return Reaction.CONFIRMED_NO, corrected
+            return Reaction.CONFIRMED_NO, None
         finally:
             if self.menu.confirm_grammar is not None and session.connected:
                 await session.set_grammar(self.menu.question_grammar)
 
-    async def _correction(self, session: CallSession, heard: Heard,
-                          rejected: str) -> tuple[Reaction, VoiceOutcome | None]:
+    async def _offer(self, session: CallSession, department: str, *,
+                     alternative: bool) -> tuple[Reaction, VoiceOutcome | None, Heard]:
+        """One department offered ("您是要办理……业务吗？"), asked twice if the answer
+        is neither yes nor no."""
+        name = self.menu.knowledge.department_names[department]
+        prompt: tuple[str, dict[str, str]] = ("confirm", {"department": name, "code": department})
+        for turn in (1, 2):
+            heard = await self._ask(session, *prompt)
+            if heard.kind in (HeardKind.FAILED, HeardKind.ENDED) or (
+                    heard.kind is HeardKind.KEY and heard.key in (
+                        self.menu.settings.menu.operator_digit, KEYPAD_KEY)):
+                outcome = await self._keys_and_failures(session, heard)
+                return Reaction.CONFIRM_INTERRUPTED, outcome, heard
+            answer = confirm_answer(heard.text, heard.key or None) if heard.kind is not HeardKind.SILENCE \
+                else Answer.UNCLEAR
+            row = {"department": department, "transcript": heard.text or None, "key": heard.key or None,
+                   "answer": answer.value, "turn": turn}
+            self.record("voice.confirm", {**row, "alternative": True} if alternative else row)
+            if answer is Answer.YES:
+                await self._say(session, "transfer", department=name, code=department)
+                return Reaction.CONFIRMED_YES, VoiceOutcome(Outcome.ROUTE, department=department,
+                                                            reason="confirmed" + (" (alternative)" if alternative
+                                                                                  else "")), heard
+            if answer is Answer.NO:
+                return Reaction.CONFIRMED_NO, None, heard
+            prompt = ("confirm_again", {})
+        return Reaction.CONFIRM_UNCLEAR, None, heard
+
+    async def _correction(self, session: CallSession, heard: Heard, rejected: str) -> VoiceOutcome | None:
         """"不是，我要办社保": a no that names another department is routed there."""
         if heard.text:
             decision = await self.menu.decide(heard.text, attempt=1)
@@ -285,9 +307,9 @@ class _Dialogue:
                                    asyncio.get_running_loop().time())
                 name = self.menu.knowledge.department_names[decision.department]
                 await self._say(session, "transfer", department=name, code=decision.department)
-                return Reaction.CONFIRMED_NO, VoiceOutcome(Outcome.ROUTE, department=decision.department,
-                                                           reason="corrected at confirmation")
-        return Reaction.CONFIRMED_NO, None
+                return VoiceOutcome(Outcome.ROUTE, department=decision.department,
+                                    reason="corrected at confirmation")
+        return None
 
     def _record_heard(self, decision: Decision, heard: Heard, reaction: Reaction, decided_at: float) -> None:
         extra: dict[str, object] = {}
