@@ -565,7 +565,7 @@ def _alternative(best: str, other: str | None, ranked: list[tuple[float, str]]) 
     """What a confirmation offers after a no: the other department named
     ("我想给孩子办医保，户口刚落好": 医保 confirmed, 户籍 next), else the
     classifier's next department if it finds it likely enough."""
-    if other is not None and other != best:
+    if other is not None:       # never ``best``: see _other_departments and the swap above
         return other
     return next((d for p, d in ranked if d != best and p >= T.ALTERNATIVE_OFFER), None)
 

@@ -250,9 +250,7 @@ class _Dialogue:
         """Ask whether the decision's department is right; after a plain no, offer
         its alternative (the other department named, or the classifier's next) once
         before asking again from the start."""
-        offers = [decision.department]
-        if decision.alternative is not None and decision.alternative != decision.department:
-            offers.append(decision.alternative)
+        offers = [decision.department] + ([decision.alternative] if decision.alternative else [])
         if self.menu.confirm_grammar is not None:
             await session.set_grammar(self.menu.confirm_grammar)
         try:
